@@ -1,0 +1,1 @@
+"""Dashboards: annotators audit labels in a browser; engineers see the corpus."""

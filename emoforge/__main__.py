@@ -1,0 +1,3 @@
+from emoforge.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Shards: WebDataset shards, the parquet manifest, and the streaming dataset."""
