@@ -14,7 +14,7 @@ from emoforge import __version__
 from emoforge.errors import UserError
 
 # (module with register(subparsers)) for each capability, in the order --help lists them.
-COMMAND_MODULES = ("emoforge.curation.footage.cli",)
+COMMAND_MODULES = ("emoforge.curation.footage.cli", "emoforge.labeling.cli")
 
 
 class _Parser(argparse.ArgumentParser):

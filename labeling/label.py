@@ -1,0 +1,469 @@
+"""Label one video (DESIGN.md §3 step 7): the stages, composed top to bottom.
+
+    identify -> probe -> audio (16 kHz, speech, envelope) -> frames (cuts, detection,
+    mesh, tracks) -> shots and speakers (sync) -> pose -> velocity -> audio features
+    -> labels
+
+Every stage's failure on a bad input is a recorded reason, never a traceback: an
+unreadable or audio-only file is *rejected* (a JSON with the reason); a video without
+audio, without speech or with a damaged tail is labelled with a *warning*.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emoforge.errors import UserError
+from emoforge.labeling.labels import VideoLabels, file_sha256, paths_for, read_labels, video_id_for, write_labels
+
+LANDMARKS = 478
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """Every knob of the labeler; saved in each label file and beside the run."""
+
+    min_face_score: float = 0.5
+    full_range_every: int = 5  # frames; also on every frame the short-range model finds nothing
+    max_mesh_faces: int = 2
+    cut_threshold: float = 30.0
+    pose_method: str = "pnp"  # "pnp" or "lift" (emoforge.labeling.pose)
+    focal_px: float | None = None  # default max(W, H)
+    smoothing_sigma_frames: float = 3.0
+    max_velocity_deg_per_frame: float = 30.0  # a larger jump is an identity switch, not a head turn
+    vad_threshold: float = 0.5
+    sync_max_offset_frames: int = 5
+    store_mesh: bool = True
+    wav2vec2_dir: str | None = None
+
+
+class _Timer:
+    """Process CPU seconds per step (all threads), plus wall seconds."""
+
+    def __init__(self):
+        self.cpu_s: dict[str, float] = defaultdict(float)
+        self.wall_s: dict[str, float] = defaultdict(float)
+
+    def step(self, name: str):
+        timer = self
+
+        class _Span:
+            def __enter__(self):
+                self.cpu, self.wall = time.process_time(), time.perf_counter()
+
+            def __exit__(self, *exc):
+                timer.cpu_s[name] += time.process_time() - self.cpu
+                timer.wall_s[name] += time.perf_counter() - self.wall
+
+        return _Span()
+
+
+def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts: list[int] | None = None,
+                overwrite: bool = False) -> VideoLabels:
+    """Label ``path`` into ``out_dir``; returns the labels written (or found, when a finished
+    file with the same configuration exists and ``overwrite`` is false)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such video file: {path}")
+    sha256 = file_sha256(path)
+    video_id = video_id_for(path, sha256)
+    existing = paths_for(out_dir, video_id)["json"]
+    if existing.is_file() and not overwrite:
+        try:
+            found = read_labels(existing, arrays=False)
+            if found.meta.get("config") == asdict(config):
+                return found
+        except UserError:
+            pass  # another version: relabel
+    meta = {
+        "video_id": video_id,
+        "source": {"path": str(path), "file": path.name, "sha256": sha256, "size_bytes": path.stat().st_size},
+        "config": asdict(config),
+        "status": "ok",
+        "reason": None,
+        "warnings": [],
+    }
+    try:
+        labels = _label(path, meta, config, shot_starts)
+    except UserError as exc:  # the stages' errors: a recorded reason, not a crash
+        meta.update(status="rejected", reason=str(exc))
+        labels = VideoLabels(meta)
+    write_labels(out_dir, labels)
+    return labels
+
+
+def _label(path: Path, meta: dict, config: LabelConfig, shot_starts) -> VideoLabels:
+    from emoforge.labeling import audio as audio_mod
+    from emoforge.labeling.pose import Intrinsics
+    from emoforge.labeling.video import probe_video
+
+    timer = _Timer()
+    with timer.step("probe"):
+        info = probe_video(path)
+    # Audio first (cheap): sync needs the envelope when choosing the speaking face.
+    samples = None
+    with timer.step("audio_decode"):
+        if info.has_audio:
+            try:
+                samples = audio_mod.load_audio_16k_mono(path)
+            except audio_mod.AudioError as exc:
+                meta["warnings"].append(f"audio unusable: {exc}")
+        else:
+            meta["warnings"].append("no audio stream (video-only): no speech, sync or audio features")
+    frames = _frames_stage(path, config, shot_starts, timer, meta)
+    n = len(frames.time_s)
+    if n == 0:
+        raise UserError(f"{path.name}: no decodable video frame")
+    step_s = np.diff(frames.time_s)
+    fps = 1.0 / float(np.median(step_s)) if n > 1 and np.median(step_s) > 0 else info.nominal_fps
+    intrinsics = Intrinsics.for_frame(info.width, info.height, config.focal_px)
+
+    speech = np.zeros(n, dtype=bool)
+    envelope = np.full(n, np.nan)
+    segments: list[tuple[float, float]] = []
+    if samples is not None:
+        with timer.step("vad"):
+            segments = audio_mod.speech_segments_s(samples, threshold=config.vad_threshold)
+            speech = _per_frame_by_time(segments, frames.time_s, fps)
+            envelope = _envelope_by_time(samples, frames.time_s, fps)
+        if not segments:
+            meta["warnings"].append("no speech found in the audio (silent or music)")
+
+    with timer.step("tracks"):
+        shots = _shots_stage(frames, envelope, config)
+    with timer.step("pose"):
+        dominant = _dominant_arrays(frames, shots, n)
+        pose = _pose_stage(frames, dominant["dominant_track_id"], intrinsics, config)
+    with timer.step("velocity"):
+        velocity = _velocity_stage(pose, frames, config)
+
+    audio_arrays = {}
+    if samples is not None:
+        with timer.step("logmel"):
+            audio_arrays["logmel"] = audio_mod.log_mel(samples)
+        if config.wav2vec2_dir:
+            with timer.step("wav2vec2"):
+                audio_arrays["wav2vec2"] = audio_mod.wav2vec2_hidden_states(samples, config.wav2vec2_dir, n, fps)
+
+    arrays = {
+        "frame_time_s": frames.time_s,
+        "shot_id": frames.shot_id,
+        "face_count": np.bincount(frames.det_frame, minlength=n).astype(np.int16),
+        "det_frame": frames.det_frame,
+        "det_box_xyxy_px": frames.det_box,
+        "det_face_box_xyxy_px": frames.det_face_box,
+        "det_score": frames.det_score,
+        "det_model": frames.det_model,
+        "det_track_id": frames.det_track,
+        "det_mouth_open": frames.det_mouth,
+        **dominant,
+        **pose,
+        **velocity,
+        "speech": speech,
+        "audio_envelope_rms": envelope.astype(np.float32),
+    }
+    if not config.store_mesh:
+        arrays.pop("mesh_px")
+    velocity_per_s = velocity["velocity_deg_per_s"]
+    meta.update(
+        video={
+            "width": info.width,
+            "height": info.height,
+            "nominal_fps": info.nominal_fps,
+            "measured_fps": fps,
+            "n_frames": n,
+            "duration_s": float(frames.time_s[-1] + 1.0 / fps),
+            "codec": info.codec,
+            "container": info.container,
+        },
+        camera={"focal_px": intrinsics.focal_px, "cx_px": intrinsics.cx_px, "cy_px": intrinsics.cy_px},
+        audio={
+            "present": samples is not None,
+            "sample_rate_hz": audio_mod.SAMPLE_RATE_HZ,
+            "duration_s": None if samples is None else len(samples) / audio_mod.SAMPLE_RATE_HZ,
+            "speech_segments_s": [[round(a, 4), round(b, 4)] for a, b in segments],
+            "speech_fraction": float(speech.mean()),
+            "logmel_frames_per_s": 100,
+            "wav2vec2": bool(config.wav2vec2_dir) and samples is not None,
+        },
+        shots=shots,
+        summary={
+            "frames_with_face": int((arrays["face_count"] > 0).sum()),
+            "frames_with_pose": int(pose["pose_valid"].sum()),
+            "mean_velocity_deg_per_s": _nan_stat(np.nanmean, velocity_per_s),
+            "velocity_variance_deg2_per_s2": _nan_stat(np.nanvar, velocity_per_s),
+        },
+        timing_cpu_s={k: round(v, 4) for k, v in timer.cpu_s.items()},
+        timing_wall_s={k: round(v, 4) for k, v in timer.wall_s.items()},
+    )
+    return VideoLabels(meta, arrays, audio_arrays)
+
+
+def _nan_stat(fn, values) -> float | None:
+    values = np.asarray(values, dtype=np.float64)
+    return float(fn(values)) if np.isfinite(values).any() else None
+
+
+@dataclass
+class _Frames:
+    time_s: np.ndarray
+    shot_id: np.ndarray
+    det_frame: np.ndarray
+    det_box: np.ndarray
+    det_score: np.ndarray
+    det_model: np.ndarray
+    det_track: np.ndarray
+    det_mouth: np.ndarray
+    det_mesh: list  # per detection: (478, 3) float32 or None
+    det_face_box: np.ndarray | None = None  # (N, 4) the face box: tight box of the mesh
+
+    def __post_init__(self):
+        if self.det_face_box is None:
+            self.det_face_box = _face_boxes(self.det_box, self.det_mesh, self.det_track)
+
+
+def _face_boxes(det_box: np.ndarray, meshes: list, track: np.ndarray) -> np.ndarray:
+    """The face box of each detection: the tight box of its mesh's 478 points; without a mesh,
+    the detector box moved by the median detector-to-mesh offsets (in box sizes) of its track
+    (of all detections when the track has no mesh at all; the detector box when none has)."""
+    boxes = det_box.astype(np.float64).copy()
+    has_mesh = np.array([m is not None for m in meshes], dtype=bool)
+    if not has_mesh.any():
+        return boxes.astype(np.float32)
+    size = np.stack([boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]] * 2, axis=1)
+    mesh_box = np.full_like(boxes, np.nan)
+    for i in np.flatnonzero(has_mesh):
+        points = meshes[i][:, :2]
+        mesh_box[i] = [points[:, 0].min(), points[:, 1].min(), points[:, 0].max(), points[:, 1].max()]
+    offset = (mesh_box - boxes) / size  # (N, 4), NaN without a mesh
+    overall = np.nanmedian(offset[has_mesh], axis=0)
+    out = np.where(has_mesh[:, None], mesh_box, np.nan)
+    for t in np.unique(track[~has_mesh]):
+        rows = np.flatnonzero((track == t) & ~has_mesh)
+        own = (track == t) & has_mesh
+        shift = np.nanmedian(offset[own], axis=0) if own.any() else overall
+        out[rows] = boxes[rows] + shift * size[rows]
+    return out.astype(np.float32)
+
+
+def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
+    """Decode once; per frame: cut check, detection, mesh (reset at cuts), tracking."""
+    from emoforge.labeling.faces import FaceDetector, FaceMesher, FaceTracker, attach_meshes
+    from emoforge.labeling.shots import CutDetector
+    from emoforge.labeling.sync import mouth_opening
+    from emoforge.labeling.video import VideoError, iter_frames
+
+    detector = FaceDetector(config.min_face_score, config.full_range_every)
+    mesher = FaceMesher(config.max_mesh_faces)
+    tracker = FaceTracker()
+    cuts = CutDetector(config.cut_threshold)
+    known_starts = set(shot_starts or ())
+    times, shot_ids, rows = [], [], []
+    shot = 0
+    frames = iter_frames(path)
+    try:
+        while True:
+            with timer.step("decode"):
+                try:
+                    frame = next(frames)
+                except StopIteration:
+                    break
+            with timer.step("cuts"):
+                if shot_starts is not None:
+                    is_cut = frame.index in known_starts and frame.index > 0
+                else:
+                    is_cut = cuts.is_cut(frame.rgb)
+            if is_cut:
+                shot += 1
+                tracker.cut()
+                mesher.reset()
+            with timer.step("detect"):
+                detections = detector.detect(frame.rgb, frame.index)
+            with timer.step("mesh"):
+                attach_meshes(detections, mesher.process(frame.rgb) if detections else [])
+            with timer.step("tracks"):
+                tracker.update(frame.index, detections)
+            times.append(frame.time_s)
+            shot_ids.append(shot)
+            rows.extend((frame.index, d) for d in detections)
+    except VideoError as exc:
+        if not times:
+            raise
+        meta["warnings"].append(f"video truncated: {exc}")
+    finally:
+        detector.close()
+        mesher.close()
+    nan_mesh = np.full((LANDMARKS, 3), np.nan, dtype=np.float32)
+    meshes = [d.mesh_px for _, d in rows]
+    return _Frames(
+        time_s=np.asarray(times, dtype=np.float64),
+        shot_id=np.asarray(shot_ids, dtype=np.int32),
+        det_frame=np.asarray([f for f, _ in rows], dtype=np.int32),
+        det_box=np.asarray([d.box_xyxy_px for _, d in rows], dtype=np.float32).reshape(-1, 4),
+        det_score=np.asarray([d.score for _, d in rows], dtype=np.float32),
+        det_model=np.asarray([d.model for _, d in rows], dtype=np.int8),
+        det_track=np.asarray([d.track_id for _, d in rows], dtype=np.int32),
+        det_mouth=np.asarray(
+            [mouth_opening(m if m is not None else nan_mesh) for m in meshes], dtype=np.float32
+        ),
+        det_mesh=meshes,
+    )
+
+
+def _per_frame_by_time(segments, time_s: np.ndarray, fps: float) -> np.ndarray:
+    centres = time_s + 0.5 / fps
+    speech = np.zeros(len(time_s), dtype=bool)
+    for start, end in segments:
+        speech |= (centres >= start) & (centres < end)
+    return speech
+
+
+def _envelope_by_time(samples: np.ndarray, time_s: np.ndarray, fps: float) -> np.ndarray:
+    """RMS of the audio within each frame's span ``[t_f, t_f + 1/fps)`` (variable frame rates included)."""
+    from emoforge.labeling.audio import SAMPLE_RATE_HZ
+
+    samples = np.asarray(samples, dtype=np.float64)
+    squares = np.concatenate([[0.0], np.cumsum(samples**2)])
+    lo = np.clip(np.round(time_s * SAMPLE_RATE_HZ).astype(np.int64), 0, len(samples))
+    hi = np.clip(np.round((time_s + 1.0 / fps) * SAMPLE_RATE_HZ).astype(np.int64), 0, len(samples))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rms = np.sqrt((squares[hi] - squares[lo]) / (hi - lo))
+    return np.where(hi > lo, rms, np.nan)
+
+
+def _shots_stage(frames: _Frames, envelope: np.ndarray, config: LabelConfig) -> list[dict]:
+    """Per shot: its tracks with sync scores, and the dominant face (the speaker where it can be told)."""
+    from emoforge.labeling.sync import log_envelope, sync_score
+
+    n = len(frames.time_s)
+    log_env = log_envelope(envelope)
+    shots = []
+    for shot in range(int(frames.shot_id.max()) + 1 if n else 0):
+        in_shot = np.flatnonzero(frames.shot_id == shot)
+        start, stop = int(in_shot[0]), int(in_shot[-1]) + 1
+        rows = np.flatnonzero((frames.det_frame >= start) & (frames.det_frame < stop))
+        tracks, scores = [], {}
+        for track_id in np.unique(frames.det_track[rows]):
+            own = rows[frames.det_track[rows] == track_id]
+            boxes = frames.det_face_box[own]
+            area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+            mouth = np.full(n, np.nan)
+            mouth[frames.det_frame[own]] = frames.det_mouth[own]
+            result = sync_score(mouth[start:stop], log_env[start:stop], config.sync_max_offset_frames)
+            scores[int(track_id)] = result
+            tracks.append(
+                {
+                    "track_id": int(track_id),
+                    "frames": int(len(own)),
+                    "first_frame": int(frames.det_frame[own].min()),
+                    "last_frame": int(frames.det_frame[own].max()),
+                    "mean_score": float(frames.det_score[own].mean()),
+                    "mean_box_area_px": float(area.mean()),
+                    "sync_score": None if not np.isfinite(result.score) else round(result.score, 4),
+                    "sync_offset_frames": result.offset_frames if np.isfinite(result.score) else None,
+                }
+            )
+        dominant, reason = _choose_dominant(tracks, scores, stop - start)
+        shots.append(
+            {
+                "index": shot,
+                "start_frame": start,
+                "end_frame": stop,
+                "tracks": tracks,
+                "dominant_track_id": dominant,
+                "dominant_reason": reason,
+            }
+        )
+    return shots
+
+
+def _choose_dominant(tracks: list[dict], scores: dict, shot_frames: int) -> tuple[int | None, str]:
+    """The shot's main face: the only long track; else the one that speaks (sync); else the largest."""
+    from emoforge.labeling.sync import pick_speaker
+
+    if not tracks:
+        return None, "no face"
+    long_tracks = [t for t in tracks if t["frames"] >= max(3, 0.2 * shot_frames)] or tracks
+    if len(long_tracks) == 1:
+        return long_tracks[0]["track_id"], "only face"
+    speaker = pick_speaker({t["track_id"]: scores[t["track_id"]] for t in long_tracks})
+    if speaker is not None:
+        return speaker, "speaks (mouth-audio sync)"
+    largest = max(long_tracks, key=lambda t: t["mean_box_area_px"] * t["frames"])
+    return largest["track_id"], "largest (speaker not told apart)"
+
+
+def _dominant_arrays(frames: _Frames, shots: list[dict], n: int) -> dict[str, np.ndarray]:
+    track = np.full(n, -1, dtype=np.int32)
+    box = np.full((n, 4), np.nan, dtype=np.float32)
+    mesh = np.full((n, LANDMARKS, 3), np.nan, dtype=np.float32)
+    dominant_of_shot = {s["index"]: s["dominant_track_id"] for s in shots}
+    for row, (f, t) in enumerate(zip(frames.det_frame, frames.det_track)):
+        if dominant_of_shot.get(int(frames.shot_id[f])) == t:
+            track[f] = t
+            box[f] = frames.det_face_box[row]
+            if frames.det_mesh[row] is not None:
+                mesh[f] = frames.det_mesh[row]
+    return {"dominant_track_id": track, "box_xyxy_px": box, "mesh_px": mesh}
+
+
+def _pose_stage(frames: _Frames, dominant_track: np.ndarray, intrinsics, config: LabelConfig) -> dict[str, np.ndarray]:
+    """Raw (unsmoothed) 6-DoF pose of the dominant face, track by track."""
+    from emoforge.labeling.pose import estimate_pose_track
+
+    n = len(dominant_track)
+    mesh = np.full((n, LANDMARKS, 3), np.nan)
+    for row, (f, t) in enumerate(zip(frames.det_frame, frames.det_track)):
+        if dominant_track[f] == t and frames.det_mesh[row] is not None:
+            mesh[f] = frames.det_mesh[row]
+    rotation = np.full((n, 3, 3), np.nan)
+    translation = np.full((n, 3), np.nan)
+    euler = np.full((n, 3), np.nan)
+    reprojection = np.full(n, np.nan)
+    for track_id in np.unique(dominant_track[dominant_track >= 0]):
+        index = np.flatnonzero(dominant_track == track_id)
+        result = estimate_pose_track(mesh[index], intrinsics, config.pose_method)
+        rotation[index], translation[index] = result.rotation, result.translation_mm
+        euler[index], reprojection[index] = result.euler_deg, result.reprojection_px
+    valid = np.all(np.isfinite(rotation), axis=(1, 2))
+    return {
+        "pose_valid": valid,
+        "rotation": rotation,
+        "yaw_pitch_roll_deg": euler.astype(np.float32),
+        "translation_mm": translation.astype(np.float32),
+        "pose_reprojection_px": reprojection.astype(np.float32),
+    }
+
+
+def _velocity_stage(pose: dict, frames: _Frames, config: LabelConfig) -> dict[str, np.ndarray]:
+    """Raw velocity from raw rotations; the smoothed one from Gaussian-smoothed rotations (velocity.py).
+
+    Runs are split by shot, by track (a new dominant track), and at jumps above
+    ``max_velocity_deg_per_frame`` (a face swap inside a shot is not a head turn)."""
+    from emoforge.labeling.velocity import smooth_rotations, velocity_deg_per_frame
+
+    valid = pose["pose_valid"]
+    raw = velocity_deg_per_frame(pose["rotation"], valid, frames.shot_id)
+    # Re-segment at implausible jumps and recompute, so no run spans a swap.
+    jumps = np.nan_to_num(raw) > config.max_velocity_deg_per_frame
+    segment = np.cumsum(jumps) + frames.shot_id.astype(np.int64) * (len(valid) + 1)
+    raw = velocity_deg_per_frame(pose["rotation"], valid, segment)
+    smoothed_rotation = smooth_rotations(pose["rotation"], valid, segment, config.smoothing_sigma_frames)
+    smooth = velocity_deg_per_frame(smoothed_rotation, valid, segment)
+    step_s = np.diff(frames.time_s)
+    step_s = np.concatenate([step_s[:1], step_s]) if len(step_s) else np.ones(len(valid))
+    # A run's first frame copies the second's velocity, so it takes the second's step too.
+    first_of_run = valid & ~np.concatenate([[False], valid[:-1] & (segment[1:] == segment[:-1])])
+    step_s = np.where(first_of_run, np.roll(step_s, -1), step_s)
+    step_s = np.where(step_s > 0, step_s, np.nan)
+    return {
+        "velocity_raw_deg_per_frame": raw.astype(np.float32),
+        "velocity_deg_per_frame": smooth.astype(np.float32),
+        "velocity_deg_per_s": (smooth / step_s).astype(np.float32),
+        "rotation_smoothed": smoothed_rotation,
+    }

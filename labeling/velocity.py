@@ -1,0 +1,104 @@
+"""Head rotation velocity ``w^f`` per frame (paper §3.2, §4.1), raw and smoothed.
+
+``w^f`` is the geodesic angle between the head rotations of frames ``f-1`` and ``f``
+(:func:`emoforge.labeling.rotation.rotation_velocity_deg_per_frame`, the atan2 form),
+in degrees per frame; times the frame rate it is degrees per second.
+
+Velocity is only defined inside a *run*: consecutive frames of one shot that all have a
+pose. A run's first frame copies the second's velocity (as the rotation module does);
+a run of one frame, a frame without a pose and every frame of a different shot get NaN
+— velocity is never taken across a cut or a gap.
+
+Raw labels are never smoothed in place. Per-frame landmark jitter inflates the raw
+velocity (independent pose noise of σ degrees per axis adds about σ·√6 degrees per
+frame), so :func:`smooth_rotations` is a separate, named step: a zero-phase Gaussian
+over time, applied to the rotation matrices of each run and projected back onto SO(3)
+(the chordal L2 mean of the window), after which the velocity is recomputed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emoforge.labeling.rotation import rotation_velocity_deg_per_frame
+
+DEFAULT_SMOOTHING_SIGMA_FRAMES = 3.0
+
+
+def runs(valid: np.ndarray, shot_id: np.ndarray | None = None) -> list[tuple[int, int]]:
+    """``[start, stop)`` spans of consecutive valid frames that stay within one shot."""
+    valid = np.asarray(valid, dtype=bool)
+    shot_id = np.zeros(len(valid), dtype=np.int64) if shot_id is None else np.asarray(shot_id)
+    spans, start = [], None
+    for f in range(len(valid)):
+        breaks = start is not None and (not valid[f] or shot_id[f] != shot_id[f - 1])
+        if breaks:
+            spans.append((start, f))
+            start = None
+        if valid[f] and start is None:
+            start = f
+    if start is not None:
+        spans.append((start, len(valid)))
+    return spans
+
+
+def velocity_deg_per_frame(rotations: np.ndarray, valid: np.ndarray, shot_id: np.ndarray | None = None) -> np.ndarray:
+    """``w^f`` for a ``(F, 3, 3)`` track: ``(F,)`` degrees per frame, NaN outside runs of ≥ 2 frames."""
+    rotations = np.asarray(rotations, dtype=np.float64)
+    velocity = np.full(len(rotations), np.nan)
+    for start, stop in runs(valid, shot_id):
+        if stop - start >= 2:
+            velocity[start:stop] = rotation_velocity_deg_per_frame(rotations[start:stop])
+    return velocity
+
+
+def project_to_rotation(matrices: np.ndarray) -> np.ndarray:
+    """The nearest rotation (Frobenius) to each ``(..., 3, 3)`` matrix, via SVD."""
+    u, _, vt = np.linalg.svd(matrices)
+    det = np.linalg.det(u @ vt)
+    fix = np.ones(matrices.shape[:-2] + (3,))
+    fix[..., 2] = np.sign(det)
+    return (u * fix[..., None, :]) @ vt
+
+
+def smooth_rotations(
+    rotations: np.ndarray,
+    valid: np.ndarray,
+    shot_id: np.ndarray | None = None,
+    sigma_frames: float = DEFAULT_SMOOTHING_SIGMA_FRAMES,
+) -> np.ndarray:
+    """Gaussian-smoothed rotations, run by run (never across a cut or gap); invalid frames pass through.
+
+    Each frame's smoothed matrix is a Gaussian-weighted *local linear* fit of the run's
+    matrices around it (element by element), projected onto SO(3). Inside a run this is
+    the plain Gaussian mean (the slope term cancels by symmetry); at a run's ends, where
+    the window is cut, the linear term keeps a steady turn at its true speed instead of
+    pulling the end frames inward.
+    """
+    rotations = np.asarray(rotations, dtype=np.float64)
+    out = rotations.copy()
+    if sigma_frames <= 0:
+        return out
+    radius = int(np.ceil(3 * sigma_frames))
+    offsets = np.arange(-radius, radius + 1)
+    weights = np.exp(-0.5 * (offsets / sigma_frames) ** 2)
+    for start, stop in runs(valid, shot_id):
+        n = stop - start
+        if n < 2:
+            continue
+        segment = rotations[start:stop].reshape(n, 9)
+        index = np.arange(n)[:, None] + offsets[None, :]  # (n, 2r+1)
+        w = weights[None, :] * ((index >= 0) & (index < n))
+        values = segment[np.clip(index, 0, n - 1)]  # (n, 2r+1, 9)
+        # weighted least squares of values ~ a + b * offset, per frame; the fit at offset 0 is a
+        s0 = w.sum(axis=1)
+        s1 = (w * offsets).sum(axis=1)
+        s2 = (w * offsets**2).sum(axis=1)
+        t0 = np.einsum("nk,nkc->nc", w, values)
+        t1 = np.einsum("nk,nkc->nc", w * offsets, values)
+        det = s0 * s2 - s1**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            local_linear = (s2[:, None] * t0 - s1[:, None] * t1) / det[:, None]
+        mean = np.where((det > 1e-9)[:, None], local_linear, t0 / s0[:, None])  # (n, 9)
+        out[start:stop] = project_to_rotation(mean.reshape(n, 3, 3))
+    return out

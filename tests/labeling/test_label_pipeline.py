@@ -1,0 +1,102 @@
+import json
+
+import numpy as np
+import pytest
+
+from conftest import portrait_frames, tone_bursts, write_audio_only, write_video
+from emoforge.cli import main
+from emoforge.labeling.labels import find_labels, read_labels
+from emoforge.labeling.label import LabelConfig, label_video
+from emoforge.labeling.speed import SpeedBuckets
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def labelled(talking_video, tmp_path_factory):
+    out = tmp_path_factory.mktemp("labels")
+    return label_video(talking_video, out), out
+
+
+def test_a_talking_video_gets_every_label(labelled):
+    labels, out = labelled
+    assert labels.ok, labels.meta["reason"]
+    a = labels.arrays
+    n = labels.meta["video"]["n_frames"]
+    assert n == 50 and a["frame_time_s"][1] == pytest.approx(0.04)
+    assert (a["face_count"] == 1).all() and (a["dominant_track_id"] == 0).all()
+    assert a["pose_valid"].all() and a["mesh_px"].shape == (50, 478, 3)
+    # the picture turns 1° per frame in the image plane: that is the rotation speed
+    assert np.nanmedian(a["velocity_deg_per_frame"]) == pytest.approx(1.0, abs=0.15)
+    assert np.nanmedian(a["velocity_deg_per_s"]) == pytest.approx(25.0, abs=4)
+    roll = a["yaw_pitch_roll_deg"][:, 2]
+    assert roll[-1] - roll[0] == pytest.approx(49, abs=6)  # clockwise in the image = positive roll
+    # the face box holds the face and lies in the frame
+    box = a["box_xyxy_px"]
+    assert (box[:, 0] >= 0).all() and (box[:, 2] <= 320).all() and ((box[:, 2] - box[:, 0]) > 40).all()
+    assert labels.meta["shots"][0]["dominant_reason"] == "only face"
+    assert labels.audio["logmel"].shape[1] == 80
+    assert labels.meta["timing_cpu_s"]["detect"] > 0
+
+
+def test_rerun_skips_and_reads_back(labelled, talking_video):
+    labels, out = labelled
+    again = label_video(talking_video, out)
+    assert again.meta["video_id"] == labels.meta["video_id"] and not again.arrays  # found, not recomputed
+    back = read_labels(find_labels(out)[0])
+    np.testing.assert_array_equal(back.arrays["velocity_deg_per_s"], labels.arrays["velocity_deg_per_s"])
+    assert label_video(talking_video, out, LabelConfig(smoothing_sigma_frames=1.0)).arrays  # new config: relabel
+
+
+def test_cli_labels_and_fits_buckets(talking_video, tmp_path, capsys):
+    silent = tmp_path / "silent.mp4"
+    write_video(silent, portrait_frames(25, size=(160, 120)), audio=np.zeros(16000, np.float32))
+    out = tmp_path / "out"
+    assert main(["label", str(talking_video), str(silent), "--out", str(out), "--buckets", "3", "--no-mesh"]) == 0
+    printed = capsys.readouterr().out
+    assert "no speech" in printed and "speed buckets" in printed
+    buckets = SpeedBuckets.load(out / "speed_buckets.json")
+    assert buckets.d == 3 and buckets.window_m == 2
+    assert json.loads((out / "label_run.json").read_text())["config"]["store_mesh"] is False
+    assert main(["label-buckets", str(out), "--buckets", "2"]) == 0
+    assert "VMV" in capsys.readouterr().out
+
+
+def test_bad_inputs_are_reasons_not_tracebacks(tmp_path, capsys):
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
+    audio_only = tmp_path / "voice.m4a"
+    write_audio_only(audio_only, tone_bursts(1.0))
+    video_only = tmp_path / "mute.mp4"
+    write_video(video_only, portrait_frames(10, size=(160, 120)))
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    out = tmp_path / "out"
+    status = main(["label", str(corrupt), str(audio_only), str(video_only), str(empty), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert status == 1 and "Traceback" not in captured.err
+    assert "corrupt.mp4: rejected: cannot open" in captured.err
+    assert "voice.m4a: rejected" in captured.err and "audio-only" in captured.err
+    assert "empty.mp4: rejected" in captured.err
+    assert "mute.mp4: ok" in captured.out and "no audio stream" in captured.out
+    metas = {read_labels(p, arrays=False).meta["source"]["file"]: read_labels(p, arrays=False).meta for p in find_labels(out)}
+    assert metas["corrupt.mp4"]["status"] == "rejected" and metas["corrupt.mp4"]["reason"]
+    assert metas["mute.mp4"]["status"] == "ok" and metas["mute.mp4"]["audio"]["present"] is False
+    # a missing file and a bad option are user errors: one line, exit status 2
+    assert main(["label", str(tmp_path / "nope.mp4"), "--out", str(out)]) == 2
+    assert "error: no such video file" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["label", str(video_only), "--out", str(out), "--buckets", "0"])
+    assert exit_info.value.code == 2
+
+
+def test_truncated_video_keeps_its_good_frames(talking_video, tmp_path):
+    data = talking_video.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    labels = label_video(cut, tmp_path / "out")
+    # either labelled with what decoded (and a warning) or rejected with a reason: never a crash
+    if labels.ok:
+        assert labels.meta["video"]["n_frames"] > 0
+    else:
+        assert labels.meta["reason"]
