@@ -14,7 +14,12 @@ from emoforge import __version__
 from emoforge.errors import UserError
 
 # (module with register(subparsers)) for each capability, in the order --help lists them.
-COMMAND_MODULES = ("emoforge.curation.footage.cli", "emoforge.labeling.cli")
+COMMAND_MODULES = (
+    "emoforge.curation.cli",
+    "emoforge.curation.footage.cli",
+    "emoforge.labeling.cli",
+    "emoforge.shards.cli",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -98,7 +98,7 @@ def generate_footage(out_dir, videos: int, seed: int, minutes: float, workers: i
         else:
             import multiprocessing
 
-            # spawn: MediaPipe's graphs and espeak-ng's state must not be forked.
+            # spawn: MediaPipe's graphs must not be forked into workers.
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
                 reports = pool.map(render_video, todo, chunksize=1)
         elapsed = time.perf_counter() - started
@@ -190,6 +190,8 @@ def _make_scene(kind: str, start_s: float, room_s: float, fmt: VideoFormat, rng,
     speech = None
     if kind in ("talking", "fast", "extreme", "two_faces", "small_face", "voiceover"):
         voice, language = texts.VOICES[int(rng.integers(len(texts.VOICES)))]
+        variant = texts.VARIANTS[int(rng.integers(len(texts.VARIANTS)))] if rng.random() < 0.7 else None
+        voice = texts.speaker(voice, variant)  # female and male variants: several voices per language
         sentences = texts.SENTENCES[language]
         count = 2 if room_s > 12 and rng.random() < 0.5 else 1
         text = " ".join(sentences[int(i)] for i in rng.choice(len(sentences), size=count, replace=False))
@@ -202,7 +204,8 @@ def _make_scene(kind: str, start_s: float, room_s: float, fmt: VideoFormat, rng,
     else:
         duration_s = min(room_s, rng.uniform(2.5, 4.5))
     scene = Scene(kind, start_s, start_s + duration_s, _backdrop(kind, portraits, rng, duration_s), [])
-    scene.sounds.append((0.0, 0.02 * room_noise(duration_s + DISSOLVE_S, rate, rng), "room"))
+    level_dbfs = float(rng.uniform(-60, -45))  # a room's noise floor, from quiet to noticeable
+    scene.sounds.append((0.0, room_noise(duration_s + DISSOLVE_S, rate, rng, level_dbfs=level_dbfs), "room"))
     if kind in ("no_face", "voiceover"):
         pass
     elif kind == "two_faces":

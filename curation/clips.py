@@ -1,0 +1,283 @@
+"""Clips: cut a labelled, normalised span into fixed-length windows, filter each with
+recorded reasons, and write the kept ones as 512x512 face-centred crops with their
+audio and labels (``docs/clips.md``).
+
+Filters (``FilterConfig``), each a reason when it fails: too short; face missing on
+too many frames; face too small; head pose beyond range; too little speech; audio and
+mouth out of sync; blurred face. Thresholds are config, so a data engineer calibrates
+them on generated footage whose truth is known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from emoforge.curation.config import ClipConfig, FilterConfig
+
+CLIP_SCHEMA_VERSION = 1
+
+
+@dataclass
+class ClipPlan:
+    clip_id: str
+    start_frame: int  # in the span
+    stop_frame: int
+    keep: bool
+    reason: str | None
+    crop_xyxy_px: tuple[float, float, float, float] | None = None
+    stats: dict = field(default_factory=dict)
+
+
+def plan_clips(labels, span_id: str, span_offset_frame: int, clips: ClipConfig, filters: FilterConfig) -> list[ClipPlan]:
+    """Windows of ``clip_s`` over the span (a short remainder joins the last window), each judged."""
+    arrays, meta = labels.arrays, labels.meta
+    n = int(meta["video"]["n_frames"])
+    width, height = meta["video"]["width"], meta["video"]["height"]
+    window = int(round(clips.clip_s * clips.fps))
+    minimum = int(round(filters.min_clip_s * clips.fps))
+    bounds = list(range(0, n, window)) + [n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] < minimum:
+        bounds.pop(-2)  # merge the short remainder into the previous window
+    plans = []
+    shot_offsets = {s["index"]: s for s in meta.get("shots", [])}
+    for start, stop in zip(bounds[:-1], bounds[1:]):
+        clip_id = f"{span_id}-{span_offset_frame + start:07d}-{span_offset_frame + stop:07d}"
+        reason, stats = _judge(arrays, shot_offsets, start, stop, clips, filters)
+        crop = _crop_box(arrays["box_xyxy_px"][start:stop], width, height, clips.face_scale) if reason is None else None
+        if reason is None and crop is None:
+            reason = "no face box to crop around"
+        plans.append(ClipPlan(clip_id, start, stop, reason is None, reason, crop, stats))
+    return plans
+
+
+def _judge(arrays, shots, start, stop, clips: ClipConfig, filters: FilterConfig):
+    frames = stop - start
+    boxes = arrays["box_xyxy_px"][start:stop]
+    present = np.isfinite(boxes).all(axis=1)
+    face_width = boxes[present, 2] - boxes[present, 0]
+    euler = arrays["yaw_pitch_roll_deg"][start:stop]
+    pose_ok = np.isfinite(euler).all(axis=1)
+    speech = arrays["speech"][start:stop].astype(bool)
+    velocity = arrays["velocity_deg_per_s"][start:stop]
+    stats = {
+        "n_frames": frames,
+        "face_fraction": float(present.mean()),
+        "median_face_width_px": float(np.median(face_width)) if len(face_width) else 0.0,
+        "p95_abs_yaw_deg": float(np.percentile(np.abs(euler[pose_ok, 0]), 95)) if pose_ok.any() else None,
+        "p95_abs_pitch_deg": float(np.percentile(np.abs(euler[pose_ok, 1]), 95)) if pose_ok.any() else None,
+        "mean_abs_yaw_deg": float(np.mean(np.abs(euler[pose_ok, 0]))) if pose_ok.any() else None,
+        "speech_fraction": float(speech.mean()),
+        "mean_velocity_deg_per_s": float(np.nanmean(velocity)) if np.isfinite(velocity).any() else None,
+        "velocity_variance": float(np.nanvar(velocity)) if np.isfinite(velocity).any() else None,
+    }
+    shot_ids = np.unique(arrays["shot_id"][start:stop])
+    offsets = [_dominant_sync_offset(shots[int(s)]) for s in shot_ids if int(s) in shots]
+    offsets = [o for o in offsets if o is not None]
+    stats["av_offset_frames"] = int(max(offsets, key=abs)) if offsets else None
+    if frames < int(round(filters.min_clip_s * clips.fps)):
+        return "clip too short", stats
+    if present.mean() < filters.min_face_frames:
+        return "face missing on too many frames", stats
+    if stats["median_face_width_px"] < filters.min_face_width_px:
+        return "face too small", stats
+    if stats["p95_abs_yaw_deg"] is None:
+        return "no head pose", stats
+    if stats["p95_abs_yaw_deg"] > filters.max_abs_yaw_deg or stats["p95_abs_pitch_deg"] > filters.max_abs_pitch_deg:
+        return "head pose out of range", stats
+    if stats["speech_fraction"] < filters.min_speech_fraction:
+        return "too little speech", stats
+    if stats["av_offset_frames"] is not None and abs(stats["av_offset_frames"]) > filters.max_av_offset_frames:
+        return "audio and video out of sync", stats
+    return None, stats
+
+
+def _dominant_sync_offset(shot: dict) -> int | None:
+    """The mouth-audio offset (frames) the labeler measured for the shot's dominant face."""
+    for track in shot.get("tracks", []):
+        if track.get("track_id") == shot.get("dominant_track_id"):
+            return track.get("sync_offset_frames")
+    return None
+
+
+def _crop_box(boxes: np.ndarray, width: int, height: int, face_scale: float):
+    """A square around the union of the window's face boxes, ``face_scale`` times the face,
+    kept inside the frame (shrunk if the frame is too small)."""
+    boxes = boxes[np.isfinite(boxes).all(axis=1)]
+    if not len(boxes):
+        return None
+    x0, y0 = boxes[:, 0].min(), boxes[:, 1].min()
+    x1, y1 = boxes[:, 2].max(), boxes[:, 3].max()
+    face_side = max(np.median(boxes[:, 2] - boxes[:, 0]), np.median(boxes[:, 3] - boxes[:, 1]))
+    side = min(max(face_scale * face_side, x1 - x0, y1 - y0), width, height)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    left = float(np.clip(cx - side / 2, 0, width - side))
+    top = float(np.clip(cy - side / 2, 0, height - side))
+    return (left, top, left + float(side), top + float(side))
+
+
+def write_clip(span_path: Path, audio_16k: np.ndarray, labels, plan: ClipPlan, out_dir: Path, clips: ClipConfig,
+               filters: FilterConfig, provenance: dict, source_id: str, span_start_s: float) -> ClipPlan:
+    """Crop, encode and write one planned clip; the sharpness filter is judged here (it needs pixels).
+
+    Files are written under temporary names; the JSON goes last, so a clip exists when its JSON does.
+    Whatever happens, no temporary file is left behind.
+    """
+    partial = [out_dir / f"{plan.clip_id}.{ext}.partial" for ext in ("mp4", "flac", "labels.npz", "json")]
+    try:
+        return _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s)
+    finally:
+        for path in partial:
+            path.unlink(missing_ok=True)
+
+
+def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s):
+    import av
+    import cv2
+    import soundfile
+
+    size = clips.size_px
+    x0, y0, x1, y1 = plan.crop_xyxy_px
+    scale = size / (x1 - x0)
+    affine = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
+    paths = {ext: out_dir / f"{plan.clip_id}.{ext}" for ext in ("mp4", "flac", "labels.npz", "json")}
+    partial = {ext: p.with_name(p.name + ".partial") for ext, p in paths.items()}
+    sharpness = []
+    face_boxes = labels.arrays["box_xyxy_px"]
+    audio = audio_16k[int(plan.start_frame * clips.audio_rate_hz / clips.fps) : int(plan.stop_frame * clips.audio_rate_hz / clips.fps)]
+    with av.open(str(span_path)) as source, av.open(str(partial["mp4"]), mode="w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=clips.fps)
+        video.width = video.height = size
+        video.pix_fmt = "yuv420p"
+        video.options = {"preset": "fast", "crf": str(clips.crf)}
+        video.codec_context.time_base = Fraction(1, clips.fps)
+        sound = out.add_stream("aac", rate=clips.audio_rate_hz)
+        sound.layout = "mono"
+        stream = source.streams.video[0]
+        stream.thread_type = "AUTO"
+        source.seek(int(plan.start_frame / clips.fps * 1_000_000), any_frame=False, backward=True)
+        written = 0
+        for frame in source.decode(stream):
+            index = int(round(float(frame.pts * frame.time_base) * clips.fps))
+            if index < plan.start_frame:
+                continue
+            if index >= plan.stop_frame:
+                break
+            rgb = frame.to_ndarray(format="rgb24")
+            crop = cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            if written % 5 == 0 and np.isfinite(face_boxes[index]).all():
+                sharpness.append(face_sharpness(rgb, face_boxes[index]))
+            image = av.VideoFrame.from_ndarray(crop, format="rgb24")
+            image.pts = written
+            image.time_base = Fraction(1, clips.fps)
+            for packet in video.encode(image):
+                out.mux(packet)
+            written += 1
+        for packet in video.encode(None):
+            out.mux(packet)
+        _encode_audio(out, sound, audio, clips.audio_rate_hz)
+    plan.stats["sharpness"] = float(np.median(sharpness)) if sharpness else None
+    if plan.stats["sharpness"] is not None and plan.stats["sharpness"] < filters.min_sharpness:
+        for p in partial.values():
+            p.unlink(missing_ok=True)
+        plan.keep, plan.reason = False, "face blurred"
+        return plan
+    soundfile.write(str(partial["flac"]), audio, clips.audio_rate_hz, format="FLAC")
+    _write_npz(partial["labels.npz"], clip_label_arrays(labels.arrays, plan.start_frame, plan.stop_frame, affine, clips.fps))
+    document = {
+        "clip_id": plan.clip_id,
+        "source_id": source_id,
+        "schema_version": CLIP_SCHEMA_VERSION,
+        "n_frames": plan.stop_frame - plan.start_frame,
+        "fps": clips.fps,
+        "size_px": size,
+        "duration_s": (plan.stop_frame - plan.start_frame) / clips.fps,
+        "source_span_s": [span_start_s + plan.start_frame / clips.fps, span_start_s + plan.stop_frame / clips.fps],
+        "crop_xyxy_px": [round(float(v), 2) for v in plan.crop_xyxy_px],
+        "stats": plan.stats,
+        "provenance": provenance,
+    }
+    partial["json"].write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    for ext in ("mp4", "flac", "labels.npz", "json"):  # JSON last: the commit marker
+        os.replace(partial[ext], paths[ext])
+    return plan
+
+
+def _encode_audio(container, stream, samples: np.ndarray, rate_hz: int) -> None:
+    import av
+
+    frame_size = stream.codec_context.frame_size or 1024
+    samples = np.clip(samples.astype(np.float32), -1, 1)[None]
+    for begin in range(0, samples.shape[1], frame_size):
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, begin : begin + frame_size]), format="fltp", layout="mono")
+        frame.sample_rate = rate_hz
+        frame.pts = begin
+        frame.time_base = Fraction(1, rate_hz)
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+
+
+def face_sharpness(rgb: np.ndarray, box_xyxy_px: np.ndarray) -> float:
+    """Variance of the Laplacian over the face box, on a 128-px-wide grey copy (scale-free)."""
+    import cv2
+
+    x0, y0, x1, y1 = np.round(box_xyxy_px).astype(int)
+    face = rgb[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)]
+    if face.size == 0:
+        return 0.0
+    grey = cv2.cvtColor(np.ascontiguousarray(face), cv2.COLOR_RGB2GRAY)
+    grey = cv2.resize(grey, (128, max(1, int(128 * grey.shape[0] / grey.shape[1]))), interpolation=cv2.INTER_AREA)
+    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+
+
+# Per-frame arrays whose values are pixel x/y coordinates (last axis: x, y[, x, y] or x, y, z).
+_PIXEL_ARRAYS = {"box_xyxy_px", "mesh_px", "det_box_xyxy_px", "det_face_box_xyxy_px"}
+
+
+def clip_label_arrays(arrays: dict, start: int, stop: int, affine: np.ndarray, fps: int) -> dict:
+    """The span's label arrays for frames ``[start, stop)``, pixels mapped into the crop.
+
+    Per-frame arrays (first axis = frames) are sliced; per-detection arrays (``det_*``,
+    indexed by ``det_frame``) keep the rows of the clip's frames, renumbered from 0.
+    """
+    n = len(arrays["frame_time_s"])
+    scale, dx, dy = float(affine[0, 0]), float(affine[0, 2]), float(affine[1, 2])
+    rows = (arrays["det_frame"] >= start) & (arrays["det_frame"] < stop) if "det_frame" in arrays else None
+    out = {}
+    for name, values in arrays.items():
+        if name.startswith("det_") and rows is not None:
+            values = values[rows]
+            if name == "det_frame":
+                values = values - start
+        elif values.ndim >= 1 and len(values) == n:
+            values = values[start:stop]
+        else:
+            out[name] = values
+            continue
+        if name in _PIXEL_ARRAYS:
+            values = _to_crop(values, scale, dx, dy)
+        out[name] = values
+    out["frame_time_s"] = (np.arange(stop - start) / float(fps)).astype(np.float64) if "frame_time_s" in out else None
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _to_crop(values: np.ndarray, scale: float, dx: float, dy: float) -> np.ndarray:
+    """Source pixels -> crop pixels. Boxes are (..., 4) xyxy; points are (..., 2|3) xy[z]
+    (a mesh's depth shares x's pixel scale); a mesh is kept as float16 x, y."""
+    values = values.astype(np.float32)
+    if values.shape[-1] == 4:
+        return values * np.float32([scale, scale, scale, scale]) + np.float32([dx, dy, dx, dy])
+    xy = values[..., :2] * scale + np.float32([dx, dy])
+    return xy.astype(np.float16) if values.ndim == 3 else xy
+
+
+def _write_npz(path: Path, arrays: dict) -> None:
+    with open(path, "wb") as handle:
+        np.savez_compressed(handle, **arrays)

@@ -1,0 +1,171 @@
+"""The work done on one source, in two parts that long-lived Ray actors run:
+
+- :class:`Scanner` — probe, then one streaming pass that splits scenes and screens
+  faces (holds a MediaPipe face detector);
+- :class:`SpanWorker` — for each kept scene span: normalise, label (holds the
+  labeler's MediaPipe graphs through ``label_video``), cut into clips, filter, crop,
+  write.
+
+Both return plain records (dicts of numbers and text) that the driver collects into
+the manifest; media never travels through the object store. Every outcome is a
+status with a reason; exceptions here are bugs, except that a span's unexpected
+failure is caught and recorded so one bad video never stops a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+from emoforge.curation.config import CurationConfig
+
+SPAN_FPS = 25
+
+
+class Scanner:
+    def __init__(self, config: CurationConfig):
+        from emoforge.labeling.faces import FaceDetector
+
+        self.config = config
+        self.detector = FaceDetector(min_score=0.5, full_range_every=1)
+
+    def scan(self, source_id: str, path: str) -> dict:
+        """Probe and scan one downloaded file: the source record and its kept spans."""
+        from emoforge.curation.probe import probe_media
+        from emoforge.curation.scan import scan_video
+
+        started, cpu = time.perf_counter(), time.process_time()
+        probe = probe_media(Path(path), self.config.probe)
+        record = {"source_id": source_id, "probe": dataclasses.asdict(probe), "scenes": [], "spans": []}
+        if not probe.ok:
+            record.update(status="rejected", reason=probe.reason)
+        else:
+            result = scan_video(Path(path), probe, self.config, self.detector)
+            record["scan_seconds"] = result.seconds
+            record["decoded_s"] = result.decoded_s
+            if not result.ok:
+                record.update(status="rejected", reason=result.reason)
+            else:
+                record.update(status="scanned", reason=None, warning=result.reason)
+                record["transitions"] = [dataclasses.asdict(t) for t in result.transitions]
+                for scene in result.scenes:
+                    record["scenes"].append(dataclasses.asdict(scene))
+                    if scene.keep:
+                        record["spans"].append(_span_for(source_id, scene))
+        record["cpu_s"] = {"scan": time.process_time() - cpu}
+        record["wall_s"] = {"scan": time.perf_counter() - started}
+        return record
+
+
+def _span_for(source_id: str, scene) -> dict:
+    """A kept scene on the normalised 25 fps timeline: whole frames inside the scene."""
+    start_frame = int(np.ceil(scene.start_s * SPAN_FPS - 1e-6))
+    stop_frame = int(np.floor(scene.end_s * SPAN_FPS + 1e-6))
+    return {
+        "span_id": f"{source_id}-{start_frame:07d}-{stop_frame:07d}",
+        "start_frame": start_frame,
+        "stop_frame": stop_frame,
+        "start_s": start_frame / SPAN_FPS,
+        "end_s": stop_frame / SPAN_FPS,
+        "scene_index": scene.index,
+    }
+
+
+class SpanWorker:
+    def __init__(self, config: CurationConfig):
+        from emoforge.labeling.label import LabelConfig
+
+        self.config = config
+        self.label_config = LabelConfig()
+
+    def process(self, source_id: str, path: str, span: dict, probe: dict, provenance: dict, out_dir: str) -> dict:
+        """Normalise, label and clip one span; returns its clip rows (kept and rejected)."""
+        cpu, wall = {}, {}
+        try:
+            return self._process(source_id, Path(path), span, probe, provenance, Path(out_dir), cpu, wall)
+        except Exception as exc:  # one bad span never stops a run: record it with where it broke
+            where = traceback.extract_tb(exc.__traceback__)[-1]
+            reason = f"internal error in span processing: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"
+            return {"span_id": span["span_id"], "status": "failed", "reason": reason[:500], "clips": [], "cpu_s": cpu, "wall_s": wall}
+
+    def _process(self, source_id, path, span, probe, provenance, out_dir, cpu, wall) -> dict:
+        from emoforge.curation.clips import plan_clips, write_clip
+        from emoforge.curation.normalise import normalise_span, read_normalised
+        from emoforge.labeling.label import label_video
+
+        clips_cfg, filters = self.config.clips, self.config.filters
+        work = out_dir / "work" / source_id
+        work.mkdir(parents=True, exist_ok=True)
+        clips_dir = out_dir / "clips"
+        clips_dir.mkdir(parents=True, exist_ok=True)
+        span_file = work / f"{span['span_id']}.mkv"
+        with _timed("normalise", cpu, wall):
+            # A finished span file is reused (it was renamed into place whole): its bytes,
+            # and so the labels keyed by its hash, stay the same across reruns.
+            normalised = read_normalised(span_file, clips_cfg.audio_rate_hz) if span_file.exists() else None
+            normalised = normalised or normalise_span(path, span["start_s"], span["end_s"], span_file, probe["display_rotation_deg"],
+                                        (probe["width"], probe["height"]), fps=clips_cfg.fps,
+                                        audio_rate_hz=clips_cfg.audio_rate_hz)
+        with _timed("label", cpu, wall):
+            labels = label_video(span_file, work / "labels", self.label_config)
+        if not labels.ok:
+            return {"span_id": span["span_id"], "status": "rejected", "reason": f"labeling: {labels.meta.get('reason')}",
+                    "clips": [], "cpu_s": cpu, "wall_s": wall}
+        for stage, seconds in labels.meta.get("timing_cpu_s", {}).items():
+            cpu[f"label.{stage}"] = seconds
+        with _timed("clips", cpu, wall):
+            plans = plan_clips(labels, source_id, span["start_frame"], clips_cfg, filters)
+            rows = []
+            for plan in plans:
+                done = clips_dir / f"{plan.clip_id}.json"
+                if plan.keep and not done.exists():
+                    plan = write_clip(span_file, normalised.audio_16k, labels, plan, clips_dir, clips_cfg, filters,
+                                      provenance, source_id, span["start_s"])
+                rows.append(_clip_row(plan, span, clips_cfg, clips_dir))
+        return {"span_id": span["span_id"], "status": "ok", "reason": None, "clips": rows, "cpu_s": cpu, "wall_s": wall}
+
+
+def _clip_row(plan, span: dict, clips_cfg, clips_dir: Path) -> dict:
+    import json
+
+    row = {
+        "clip_id": plan.clip_id,
+        "status": "kept" if plan.keep else "rejected",
+        "reason": plan.reason,
+        "start_s": span["start_s"] + plan.start_frame / clips_cfg.fps,
+        "end_s": span["start_s"] + plan.stop_frame / clips_cfg.fps,
+        "n_frames": plan.stop_frame - plan.start_frame,
+        "scene_index": span["scene_index"],
+        "stats": dict(plan.stats),
+    }
+    if plan.keep:
+        document = json.loads((clips_dir / f"{plan.clip_id}.json").read_text())
+        row["stats"] = document["stats"]  # a resumed clip reports what was written
+        row["sha256"] = _sha256(clips_dir / f"{plan.clip_id}.mp4")
+    return row
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _timed:
+    def __init__(self, name: str, cpu: dict, wall: dict):
+        self.name, self.cpu, self.wall = name, cpu, wall
+
+    def __enter__(self):
+        self.c, self.w = time.process_time(), time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.cpu[self.name] = self.cpu.get(self.name, 0.0) + time.process_time() - self.c
+        self.wall[self.name] = self.wall.get(self.name, 0.0) + time.perf_counter() - self.w
