@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 DEMO_OUT ?= demo-out
 # Debian packages the project runs: espeak-ng (speech with phoneme timings for the
 # generated footage), ffmpeg (ffprobe for users' files; PyAV carries its own libraries).
-DEB_PACKAGES := espeak-ng libespeak-ng1 ffmpeg
+DEB_PACKAGES := espeak-ng libespeak-ng1 ffmpeg chromium postgresql
 
 .PHONY: setup demo test clean debs
 
@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile | debs
 	touch $@
 
 demo: setup
-	$(BIN)/emoforge footage --out $(DEMO_OUT)/footage --videos 3 --minutes 0.5 --seed 0
+	$(BIN)/emoforge demo --out $(DEMO_OUT)
 
 test: setup
 	$(BIN)/python -m pytest -q

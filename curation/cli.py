@@ -23,6 +23,31 @@ def register(subparsers) -> None:
     parser.add_argument("--num-cpus", type=int, help="CPUs for a local Ray cluster (default: all)")
     parser.set_defaults(run=_run)
 
+    demo = subparsers.add_parser(
+        "demo",
+        help="the main job on generated footage: render, serve on 127.0.0.1, curate, score",
+        description=(
+            "Render talking-head footage with known truth, serve it over HTTP on 127.0.0.1, "
+            "curate it through yt-dlp on a local Ray cluster, and score the clips against the truth."
+        ),
+    )
+    demo.add_argument("--out", required=True, help="output folder")
+    demo.add_argument("--videos", type=int, default=4, help="videos to render (default 4)")
+    demo.add_argument("--minutes", type=float, default=0.5, help="minutes per video (default 0.5)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from emoforge.curation.demo import run_demo
+    from emoforge.errors import UserError, require
+
+    require("ray", "curation")
+    if args.videos < 1 or not args.minutes > 0:
+        raise UserError("--videos must be at least 1 and --minutes positive")
+    result = run_demo(args.out, videos=args.videos, minutes=args.minutes, seed=args.seed)
+    return 0 if result["summary"]["clips"] else 2
+
 
 def _run(args: argparse.Namespace) -> int:
     import dataclasses

@@ -154,7 +154,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
         video = out.add_stream("libx264", rate=clips.fps)
         video.width = video.height = size
         video.pix_fmt = "yuv420p"
-        video.options = {"preset": "fast", "crf": str(clips.crf)}
+        video.options = {"preset": "fast", "crf": str(clips.crf), "g": str(clips.keyframe_interval), "bf": "0"}
         video.codec_context.time_base = Fraction(1, clips.fps)
         sound = out.add_stream("aac", rate=clips.audio_rate_hz)
         sound.layout = "mono"
@@ -202,7 +202,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
         "stats": plan.stats,
         "provenance": provenance,
     }
-    partial["json"].write_text(json.dumps(document, indent=1, allow_nan=False) + "\n")
+    partial["json"].write_text(json.dumps(document, indent=1, allow_nan=False, sort_keys=True) + "\n")
     for ext in ("mp4", "flac", "labels.npz", "json"):  # JSON last: the commit marker
         os.replace(partial[ext], paths[ext])
     return plan

@@ -34,7 +34,8 @@ class SceneConfig:
     min_scene_s: float = 0.5
     dissolve_window_frames: int = 5  # k: frames either side of a dissolve candidate
     dissolve_min_change: float = 12.0  # mean abs grey-level change across 2k frames
-    dissolve_max_residual: float = 0.25  # midpoint residual / change: small for a linear blend
+    dissolve_min_histogram_change: float = 0.35  # L1 distance of colour histograms across 2k frames (0..2)
+    dissolve_max_residual: float = 0.5  # midpoint residual / change: small for a linear blend
     analysis_width_px: int = 160
 
 
@@ -53,8 +54,8 @@ class FilterConfig:
     min_clip_s: float = 2.0
     min_face_width_px: float = 96.0
     min_face_frames: float = 0.9  # fraction of a clip's frames with the tracked face
-    max_abs_yaw_deg: float = 45.0
-    max_abs_pitch_deg: float = 30.0
+    max_abs_yaw_deg: float = 30.0  # p95 over the clip; generated "extreme" scenes sit at 29-36°
+    max_abs_pitch_deg: float = 25.0
     min_speech_fraction: float = 0.5
     min_sharpness: float = 20.0  # variance of the Laplacian over the face crop
     max_av_offset_frames: int = 3
@@ -68,6 +69,9 @@ class ClipConfig:
     clip_s: float = 5.0  # spans are cut into clips of this length (the last may be shorter)
     face_scale: float = 2.2  # crop side / union face box side
     crf: int = 18
+    # A keyframe every 12 frames: a training sample (n + f = 16 frames) then decodes from
+    # the nearest keyframe, not from the clip's start (shards' streaming speed, docs/performance.md).
+    keyframe_interval: int = 12
 
 
 @dataclass(frozen=True)

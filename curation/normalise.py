@@ -99,7 +99,9 @@ def normalise_span(
             for packet in stream_out.encode(None):
                 out.mux(packet)
     os.replace(partial, out_path)
-    return NormalisedSpan(out_path, written, fps, size[0], size[1], audio[: int(round(written * samples_per_frame))])
+    # The audio as stored (16-bit), so a rerun that reads this file back gets identical samples.
+    stored_audio = pcm[: int(round(written * samples_per_frame))].astype(np.float32) / 32767.0
+    return NormalisedSpan(out_path, written, fps, size[0], size[1], stored_audio)
 
 
 def read_normalised(path: Path, audio_rate_hz: int) -> NormalisedSpan | None:

@@ -36,6 +36,8 @@ def curate(items: list[str], out_dir: Path, config: CurationConfig, progress_str
     out_dir = Path(out_dir)
     state_dir = out_dir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
+    lock = _lock_run(out_dir)  # held until this process ends; one run per output folder
+    _remove_stale_partials(out_dir)
     _write_json(out_dir / "config.json", config.to_dict())
     started = time.perf_counter()
 
@@ -51,7 +53,29 @@ def curate(items: list[str], out_dir: Path, config: CurationConfig, progress_str
     progress.close()
     finished = [r for r in records.values() if r is not None]
     summary = _finish(out_dir, finished, input_rejects, time.perf_counter() - started)
+    lock.close()
     return summary
+
+
+def _lock_run(out_dir: Path):
+    import fcntl
+
+    from emoforge.errors import UserError
+
+    handle = open(out_dir / ".curate.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"another emoforge curate is running on {out_dir}") from None
+    return handle
+
+
+def _remove_stale_partials(out_dir: Path) -> None:
+    """Temporary files of a run that was killed (``*.partial``); downloads/ keeps its own."""
+    for path in out_dir.rglob("*.partial"):
+        if "downloads" not in path.relative_to(out_dir).parts:
+            path.unlink(missing_ok=True)
 
 
 def _run_on_ray(sources, out_dir: Path, config: CurationConfig, progress):
@@ -280,7 +304,7 @@ def _fit_speed_buckets(out_dir: Path, records: list[dict]) -> str | None:
     """Fit the corpus' speed buckets on kept clips' velocities (saved with the corpus)."""
     import numpy as np
 
-    from emoforge.labeling.speed import fit_speed_buckets
+    from emoforge.labeling.speed import CORPUS_MIN_WIDTH_DEG_PER_S, fit_speed_buckets
 
     velocities = []
     for record in records:
@@ -294,7 +318,7 @@ def _fit_speed_buckets(out_dir: Path, records: list[dict]) -> str | None:
     values = values[np.isfinite(values)]
     if len(values) < 16:
         return None
-    buckets = fit_speed_buckets(values)
+    buckets = fit_speed_buckets(values, min_width_deg_per_s=CORPUS_MIN_WIDTH_DEG_PER_S)
     buckets.save(out_dir / "speed_buckets.json")
     return "speed_buckets.json"
 

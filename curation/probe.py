@@ -54,15 +54,26 @@ def probe_media(path: Path, config: ProbeConfig) -> Probe:
             return Probe(False, "video only (no audio stream)")
         video, audio = videos[0], audios[0]
         duration_s = _duration_s(container, video)
-        if duration_s <= 0:
-            return Probe(False, "zero duration")
         width, height = video.codec_context.width, video.codec_context.height
+        rate = video.average_rate or video.guessed_rate or video.base_rate
+        known = dict(  # what a reject still reports (the manifest counts rejected hours too)
+            duration_s=duration_s,
+            width=int(width or 0),
+            height=int(height or 0),
+            nominal_fps=float(rate) if rate else 0.0,
+            video_codec=video.codec_context.name,
+            audio_codec=audio.codec_context.name,
+            audio_rate_hz=int(audio.codec_context.sample_rate or 0),
+            container=container.format.name,
+        )
+        if duration_s <= 0:
+            return Probe(False, "zero duration", **known)
         if not width or not height:
-            return Probe(False, "video stream has no frame size")
+            return Probe(False, "video stream has no frame size", **known)
         if width * height > config.max_pixels:
-            return Probe(False, f"frames too large ({width}x{height} > {config.max_pixels} pixels)")
+            return Probe(False, f"frames too large ({width}x{height} > {config.max_pixels} pixels)", **known)
         if duration_s > config.max_duration_s:
-            return Probe(False, f"too long ({duration_s / 3600:.1f} h > {config.max_duration_s / 3600:.1f} h)")
+            return Probe(False, f"too long ({duration_s / 3600:.1f} h > {config.max_duration_s / 3600:.1f} h)", **known)
         rotation = 0
         try:
             for frame in container.decode(video):
@@ -70,25 +81,13 @@ def probe_media(path: Path, config: ProbeConfig) -> Probe:
                 width, height = frame.width, frame.height
                 break
             else:
-                return Probe(False, "no decodable video frame")
+                return Probe(False, "no decodable video frame", **known)
         except (av.error.FFmpegError, ValueError) as exc:
-            return Probe(False, f"video does not decode ({type(exc).__name__})")
+            return Probe(False, f"video does not decode ({type(exc).__name__})", **known)
         if rotation in (90, 270):
             width, height = height, width
-        rate = video.average_rate or video.guessed_rate or video.base_rate
-        result = Probe(
-            True,
-            None,
-            duration_s,
-            int(width),
-            int(height),
-            float(rate) if rate else 25.0,
-            rotation,
-            video.codec_context.name,
-            audio.codec_context.name,
-            int(audio.codec_context.sample_rate or 0),
-            container.format.name,
-        )
+        known.update(width=int(width), height=int(height), nominal_fps=known["nominal_fps"] or 25.0)
+        result = Probe(True, None, display_rotation_deg=rotation, **known)
     loudest = _loudest_window_dbfs(path, duration_s, config.silence_windows)
     if loudest is None:
         return Probe(False, "audio does not decode", **_fields(result, ok=False))

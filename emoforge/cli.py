@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "emoforge.curation.footage.cli",
     "emoforge.labeling.cli",
     "emoforge.shards.cli",
+    "emoforge.training.cli",
+    "emoforge.dashboards.cli",
 )
 
 

@@ -21,7 +21,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or folders of videos")
     parser.add_argument("--out", required=True, help="output folder for the label files")
-    parser.add_argument("--buckets", type=_positive_int, default=8, help="number of speed buckets d (default 8)")
+    parser.add_argument("--buckets", type=_positive_int, default=8, help="number of speed buckets d, at most (default 8)")
+    parser.add_argument("--min-bucket-width", type=float, default=None, metavar="DEG_PER_S",
+                        help="merge buckets narrower than this (default: ~3x the labels' velocity error, docs/labeling.md)")
     parser.add_argument("--window-m", type=_non_negative_int, default=2, help="speed window ±m frames (paper: 2)")
     parser.add_argument("--wav2vec2", metavar="MODEL_DIR", help="local transformers wav2vec2 folder: all-layer features")
     parser.add_argument("--focal-px", type=_positive_float, help="focal length in pixels (default: max(width, height))")
@@ -39,7 +41,9 @@ def register(subparsers) -> None:
         "print the paper's Table 2 statistics (mean velocity, velocity variance, VMV).",
     )
     buckets.add_argument("labels_dir", metavar="DIR")
-    buckets.add_argument("--buckets", type=_positive_int, default=8, help="number of speed buckets d (default 8)")
+    buckets.add_argument("--buckets", type=_positive_int, default=8, help="number of speed buckets d, at most (default 8)")
+    buckets.add_argument("--min-bucket-width", type=float, default=None, metavar="DEG_PER_S",
+                         help="merge buckets narrower than this (default: ~3x the labels' velocity error)")
     buckets.add_argument("--window-m", type=_non_negative_int, default=2, help="speed window ±m frames (paper: 2)")
     buckets.add_argument("--method", choices=("quantile", "linear"), default="quantile")
     buckets.set_defaults(run=_run_buckets)
@@ -88,7 +92,7 @@ def _run_label(args: argparse.Namespace) -> int:
             rejected += 1
             sys.stderr.write(f"{path}: rejected: {meta['reason']}\n")
     try:
-        buckets = fit_corpus_buckets(out, d=args.buckets, window_m=args.window_m)
+        buckets = fit_corpus_buckets(out, d=args.buckets, window_m=args.window_m, **_min_width(args))
         print(f"speed buckets (deg/s edges): {', '.join(f'{e:.2f}' for e in buckets.edges_deg_per_s)}")
     except UserError as exc:
         sys.stderr.write(f"speed buckets not fitted: {exc}\n")
@@ -98,7 +102,8 @@ def _run_label(args: argparse.Namespace) -> int:
 def _run_buckets(args: argparse.Namespace) -> int:
     from emoforge.labeling.corpus import corpus_velocity_stats, fit_corpus_buckets
 
-    buckets = fit_corpus_buckets(args.labels_dir, d=args.buckets, window_m=args.window_m, method=args.method)
+    buckets = fit_corpus_buckets(args.labels_dir, d=args.buckets, window_m=args.window_m, method=args.method,
+                                 **_min_width(args))
     stats = corpus_velocity_stats(args.labels_dir)
     print(f"speed buckets: d={buckets.d}, m={buckets.window_m}, {buckets.frames_fitted} frames")
     for c, r in zip(buckets.centres_deg_per_s, buckets.radii_deg_per_s):
@@ -144,3 +149,14 @@ def _parse(kind, text: str, what: str):
         return kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+
+
+def _min_width(args) -> dict:
+    """``--min-bucket-width`` when given; else the corpus default of labeling.speed."""
+    if args.min_bucket_width is None:
+        return {}
+    if args.min_bucket_width < 0:
+        from emoforge.errors import UserError
+
+        raise UserError("--min-bucket-width must be >= 0")
+    return {"min_width_deg_per_s": args.min_bucket_width}

@@ -16,7 +16,7 @@ import numpy as np
 
 from emoforge.errors import UserError
 from emoforge.labeling.labels import find_labels, read_labels, write_text_atomic
-from emoforge.labeling.speed import SpeedBuckets, fit_speed_buckets
+from emoforge.labeling.speed import CORPUS_MIN_WIDTH_DEG_PER_S, SpeedBuckets, fit_speed_buckets
 from emoforge.labeling.stats import SetVelocityStats, set_velocity_stats
 
 BUCKETS_FILE = "speed_buckets.json"
@@ -43,11 +43,13 @@ def shot_velocities(labels_dir, key: str = "velocity_deg_per_s") -> list[np.ndar
     return out
 
 
-def fit_corpus_buckets(labels_dir, d: int = 8, window_m: int = 2, method: str = "quantile") -> SpeedBuckets:
+def fit_corpus_buckets(labels_dir, d: int = 8, window_m: int = 2, method: str = "quantile",
+                       min_width_deg_per_s: float = CORPUS_MIN_WIDTH_DEG_PER_S) -> SpeedBuckets:
     velocities = shot_velocities(labels_dir)
     if not velocities:
         raise UserError(f"no labelled video with head pose in {labels_dir}")
-    buckets = fit_speed_buckets(np.concatenate(velocities), d=d, window_m=window_m, method=method)
+    buckets = fit_speed_buckets(np.concatenate(velocities), d=d, window_m=window_m, method=method,
+                                min_width_deg_per_s=min_width_deg_per_s)
     buckets.save(Path(labels_dir) / BUCKETS_FILE)
     return buckets
 

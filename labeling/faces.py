@@ -9,6 +9,12 @@
   tracking mode (``static_image_mode=False``): it re-detects only when tracking is
   lost. Points are lifted to pixels on every axis: ``(x·W, y·H, z·W)`` — MediaPipe's z
   is on the scale of its normalised x — so ``frontal_rotation`` can use them directly.
+- :class:`CropMesher` runs the mesh (static mode) on an upscaled crop around a detection
+  the tracking mesh missed: MediaPipe's mesh detector sees the frame at 128 px, so a
+  face under ~10 % of the frame gets no mesh (and the detector's box for it can be far
+  too large). A mesh found on the crop, with its nose inside the detection, gives that
+  detection its face box and pose; a track whose detections mostly get no mesh either
+  way is not a face (scenery the full-range model fires on) and is dropped by the labeler.
 - :class:`FaceTracker` links boxes into tracks by IoU, within a shot only (a cut ends
   every track); track ids are unique within a video.
 """
@@ -123,6 +129,46 @@ class FaceMesher:
             points = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
             meshes.append(points * np.array([width, height, width], dtype=np.float32))
         return meshes
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class CropMesher:
+    """Face mesh on an upscaled square crop around one detection (see the module docstring)."""
+
+    def __init__(self, crop_px: int = 256, context: float = 1.4, min_detection: float = 0.5):
+        self.crop_px = int(crop_px)
+        self.context = float(context)
+        self._mesh = _mediapipe().solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=min_detection
+        )
+
+    def mesh_for(self, rgb: np.ndarray, box_xyxy_px: np.ndarray) -> np.ndarray | None:
+        """``(478, 3)`` float32 mesh in frame pixels (x, y, z as :class:`FaceMesher`), or None."""
+        import cv2
+
+        x0, y0, x1, y1 = (float(v) for v in box_xyxy_px)
+        centre_x, centre_y = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+        side = self.context * max(x1 - x0, y1 - y0, 1.0)
+        scale = self.crop_px / side  # crop pixels per frame pixel
+        half = self.crop_px / 2.0
+        warp = np.float32([[scale, 0, half - centre_x * scale], [0, scale, half - centre_y * scale]])
+        crop = cv2.warpAffine(rgb, warp, (self.crop_px, self.crop_px), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT)
+        result = self._mesh.process(crop)
+        if not result.multi_face_landmarks:
+            return None
+        points = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
+        points *= self.crop_px  # crop pixels on every axis (z on x's scale)
+        mesh = np.empty_like(points)
+        mesh[:, 0] = (points[:, 0] - half) / scale + centre_x
+        mesh[:, 1] = (points[:, 1] - half) / scale + centre_y
+        mesh[:, 2] = points[:, 2] / scale
+        nose_x, nose_y = mesh[NOSE_TIP, :2]
+        if not (x0 <= nose_x <= x1 and y0 <= nose_y <= y1):
+            return None  # a face elsewhere in the context margin: not this detection's
+        return mesh.astype(np.float32)
 
     def close(self) -> None:
         self._mesh.close()

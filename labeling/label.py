@@ -22,6 +22,7 @@ from emoforge.errors import UserError
 from emoforge.labeling.labels import VideoLabels, file_sha256, paths_for, read_labels, video_id_for, write_labels
 
 LANDMARKS = 478
+CROP_MESH_GIVE_UP = 10  # crop-mesh attempts on a track that found nothing before it is left alone
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,18 @@ class LabelConfig:
     min_face_score: float = 0.5
     full_range_every: int = 5  # frames; also on every frame the short-range model finds nothing
     max_mesh_faces: int = 2
+    crop_mesh: bool = True  # mesh a detection the tracking mesh missed on an upscaled crop (faces.CropMesher)
+    min_track_mesh_fraction: float = 0.5  # a track with fewer of its detections meshed is not a face: dropped
     cut_threshold: float = 30.0
     pose_method: str = "pnp"  # "pnp" or "lift" (emoforge.labeling.pose)
     focal_px: float | None = None  # default max(W, H)
     smoothing_sigma_frames: float = 3.0
+    # Fast turns: a σ = 3 frame Gaussian halves a 1.5 Hz head shake's speed, so above
+    # fast_from_deg_per_s the velocity blends to the σ = fast_smoothing_sigma_frames one,
+    # fully at fast_full_deg_per_s (velocity.blend_by_speed; docs/labeling.md, Results).
+    fast_smoothing_sigma_frames: float = 1.0
+    fast_from_deg_per_s: float = 30.0
+    fast_full_deg_per_s: float = 60.0
     max_velocity_deg_per_frame: float = 30.0  # a larger jump is an identity switch, not a head turn
     vad_threshold: float = 0.5
     sync_max_offset_frames: int = 5
@@ -77,7 +86,7 @@ def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts:
         try:
             found = read_labels(existing, arrays=False)
             if found.meta.get("config") == asdict(config):
-                return found
+                return read_labels(existing)  # whole, as if just written (a resumed run uses its arrays)
         except UserError:
             pass  # another version: relabel
     meta = {
@@ -116,6 +125,10 @@ def _label(path: Path, meta: dict, config: LabelConfig, shot_starts) -> VideoLab
         else:
             meta["warnings"].append("no audio stream (video-only): no speech, sync or audio features")
     frames = _frames_stage(path, config, shot_starts, timer, meta)
+    if shot_starts is None:
+        frames.shot_id, frames.det_track = split_shots_where_faces_change(
+            frames.shot_id, frames.det_frame, frames.det_track
+        )
     n = len(frames.time_s)
     if n == 0:
         raise UserError(f"{path.name}: no decodable video frame")
@@ -253,13 +266,15 @@ def _face_boxes(det_box: np.ndarray, meshes: list, track: np.ndarray) -> np.ndar
 
 def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
     """Decode once; per frame: cut check, detection, mesh (reset at cuts), tracking."""
-    from emoforge.labeling.faces import FaceDetector, FaceMesher, FaceTracker, attach_meshes
+    from emoforge.labeling.faces import CropMesher, FaceDetector, FaceMesher, FaceTracker, attach_meshes
     from emoforge.labeling.shots import CutDetector
     from emoforge.labeling.sync import mouth_opening
     from emoforge.labeling.video import VideoError, iter_frames
 
     detector = FaceDetector(config.min_face_score, config.full_range_every)
     mesher = FaceMesher(config.max_mesh_faces)
+    crop_mesher = CropMesher() if config.crop_mesh else None
+    crop_tries: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # track -> [tries, meshes found]
     tracker = FaceTracker()
     cuts = CutDetector(config.cut_threshold)
     known_starts = set(shot_starts or ())
@@ -288,6 +303,14 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                 attach_meshes(detections, mesher.process(frame.rgb) if detections else [])
             with timer.step("tracks"):
                 tracker.update(frame.index, detections)
+            if crop_mesher is not None:
+                with timer.step("crop_mesh"):
+                    for det in detections:
+                        tries = crop_tries[det.track_id]
+                        if det.mesh_px is None and not (tries[0] >= CROP_MESH_GIVE_UP and tries[1] == 0):
+                            det.mesh_px = crop_mesher.mesh_for(frame.rgb, det.box_xyxy_px)
+                            tries[0] += 1
+                            tries[1] += det.mesh_px is not None
             times.append(frame.time_s)
             shot_ids.append(shot)
             rows.extend((frame.index, d) for d in detections)
@@ -298,6 +321,9 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
     finally:
         detector.close()
         mesher.close()
+        if crop_mesher is not None:
+            crop_mesher.close()
+    rows = _drop_meshless_tracks(rows, config.min_track_mesh_fraction)
     nan_mesh = np.full((LANDMARKS, 3), np.nan, dtype=np.float32)
     meshes = [d.mesh_px for _, d in rows]
     return _Frames(
@@ -313,6 +339,62 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
         ),
         det_mesh=meshes,
     )
+
+
+def split_shots_where_faces_change(shot_id: np.ndarray, det_frame: np.ndarray, det_track: np.ndarray,
+                                   min_frames: int = 25) -> tuple[np.ndarray, np.ndarray]:
+    """Split a shot where its set of faces changes: ``(shot_id, det_track)`` with new shots and track ids.
+
+    A dissolve changes the picture a little on every frame, so the frame-to-frame cut
+    detector misses it and one "shot" holds two scenes; the IoU tracker may even carry a
+    track from one scene's face onto the other's. Then the first scene's dominant face
+    would leave the second without one (or the reverse), and velocity runs would span
+    the change. So within a shot, every first frame and every frame after the last of a
+    track of at least ``min_frames`` detections is a candidate boundary; boundaries that
+    leave at least ``min_frames`` frames on both sides start new shots, and a track that
+    crosses one is cut there into two tracks (tracks never span a shot)."""
+    shot_id = np.asarray(shot_id)
+    det_track = np.asarray(det_track).copy()
+    next_id = int(det_track.max()) + 1 if len(det_track) else 0
+    starts = np.zeros(len(shot_id), dtype=bool)
+    starts[1:] = shot_id[1:] != shot_id[:-1]
+    for shot in np.unique(shot_id):
+        frames_in = np.flatnonzero(shot_id == shot)
+        first_frame, stop = int(frames_in[0]), int(frames_in[-1]) + 1
+        rows = (det_frame >= first_frame) & (det_frame < stop)
+        candidates = set()
+        for track in np.unique(det_track[rows]):
+            own = det_frame[rows & (det_track == track)]
+            if len(own) >= min_frames:
+                candidates |= {int(own.min()), int(own.max()) + 1}
+        previous = first_frame
+        for boundary in sorted(candidates):
+            if boundary - previous < min_frames or stop - boundary < min_frames:
+                continue
+            starts[boundary] = True
+            previous = boundary
+            for track in np.unique(det_track[rows]):
+                own = rows & (det_track == track)
+                if det_frame[own].min() < boundary <= det_frame[own].max():
+                    det_track[own & (det_frame >= boundary)] = next_id
+                    next_id += 1
+    return np.cumsum(starts).astype(np.int32), det_track
+
+
+def _drop_meshless_tracks(rows: list, min_fraction: float) -> list:
+    """Drop the detections of tracks where fewer than ``min_fraction`` of the detections got a mesh.
+
+    Every real face the detector finds at a usable size gets a mesh (tracked, or on a
+    crop); MediaPipe's full-range detector also fires on scenery (a rocket, coins) at
+    scores up to ~0.8, and no mesh ever forms there."""
+    if min_fraction <= 0:
+        return rows
+    meshed, total = defaultdict(int), defaultdict(int)
+    for _, det in rows:
+        total[det.track_id] += 1
+        meshed[det.track_id] += det.mesh_px is not None
+    keep = {t for t in total if meshed[t] >= min_fraction * total[t]}
+    return [(f, d) for f, d in rows if d.track_id in keep]
 
 
 def _per_frame_by_time(segments, time_s: np.ndarray, fps: float) -> np.ndarray:
@@ -445,7 +527,7 @@ def _velocity_stage(pose: dict, frames: _Frames, config: LabelConfig) -> dict[st
 
     Runs are split by shot, by track (a new dominant track), and at jumps above
     ``max_velocity_deg_per_frame`` (a face swap inside a shot is not a head turn)."""
-    from emoforge.labeling.velocity import smooth_rotations, velocity_deg_per_frame
+    from emoforge.labeling.velocity import blend_by_speed, smooth_rotations, velocity_deg_per_frame
 
     valid = pose["pose_valid"]
     raw = velocity_deg_per_frame(pose["rotation"], valid, frames.shot_id)
@@ -461,6 +543,11 @@ def _velocity_stage(pose: dict, frames: _Frames, config: LabelConfig) -> dict[st
     first_of_run = valid & ~np.concatenate([[False], valid[:-1] & (segment[1:] == segment[:-1])])
     step_s = np.where(first_of_run, np.roll(step_s, -1), step_s)
     step_s = np.where(step_s > 0, step_s, np.nan)
+    if config.fast_smoothing_sigma_frames < config.smoothing_sigma_frames:
+        light = velocity_deg_per_frame(
+            smooth_rotations(pose["rotation"], valid, segment, config.fast_smoothing_sigma_frames), valid, segment
+        )
+        smooth = blend_by_speed(smooth, light, smooth / step_s, config.fast_from_deg_per_s, config.fast_full_deg_per_s)
     return {
         "velocity_raw_deg_per_frame": raw.astype(np.float32),
         "velocity_deg_per_frame": smooth.astype(np.float32),

@@ -30,6 +30,9 @@ import numpy as np
 from emoforge.errors import UserError
 
 SPEED_BUCKETS_VERSION = 1
+# The narrowest bucket a corpus gets: ~3x the labeler's mean velocity error on talking
+# heads (3.1°/s, docs/labeling.md), so that labels land in their true bucket.
+CORPUS_MIN_WIDTH_DEG_PER_S = 10.0
 VELOCITY_UNIT = "deg_per_s"
 
 
@@ -97,12 +100,18 @@ def fit_speed_buckets(
     window_m: int = 2,
     method: str = "quantile",
     max_deg_per_s: float | None = None,
+    min_width_deg_per_s: float = 0.0,
 ) -> SpeedBuckets:
-    """Fit ``d`` buckets to a corpus' velocities (NaNs, e.g. frames without a face, are ignored).
+    """Fit up to ``d`` buckets to a corpus' velocities (NaNs, e.g. frames without a face, are ignored).
 
     ``method="quantile"`` (default): edges at the ``0, 1/d, ..., 1`` quantiles, so each
     bucket holds the same share of the corpus' frames. ``method="linear"``: ``d`` equal
     buckets from 0 to the 99th percentile (or ``max_deg_per_s``).
+
+    ``min_width_deg_per_s``: a bucket narrower than the labels' own velocity error cannot
+    be told from its neighbour (the labeler's error on talking heads is ~3°/s mean,
+    ~9°/s p95, docs/labeling.md), so narrower buckets are merged upwards and the corpus
+    gets fewer, wider buckets. 0 keeps exactly ``d``.
     """
     if d < 1:
         raise UserError(f"the number of speed buckets must be at least 1, got {d}")
@@ -118,6 +127,8 @@ def fit_speed_buckets(
     else:
         raise UserError(f"unknown speed bucket method {method!r} (quantile, linear)")
     edges = _strictly_increasing(edges)
+    if min_width_deg_per_s > 0:
+        edges = _merge_narrow(edges, min_width_deg_per_s)
     centres = (edges[:-1] + edges[1:]) / 2.0
     radii = (edges[1:] - edges[:-1]) / 2.0
     return SpeedBuckets(
@@ -128,6 +139,18 @@ def fit_speed_buckets(
         method=method,
         frames_fitted=int(values.size),
     )
+
+
+def _merge_narrow(edges: np.ndarray, min_width: float) -> np.ndarray:
+    """Drop inner edges until every bucket is at least ``min_width`` wide (the last merges down)."""
+    kept = [edges[0]]
+    for edge in edges[1:-1]:
+        if edge - kept[-1] >= min_width:
+            kept.append(edge)
+    if edges[-1] - kept[-1] < min_width and len(kept) > 1:
+        kept.pop()
+    kept.append(edges[-1])
+    return np.asarray(kept)
 
 
 def _strictly_increasing(edges: np.ndarray) -> np.ndarray:

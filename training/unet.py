@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange, repeat
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import TransformerBlock
 from .config import TemporalConfig, UNetConfig
@@ -99,12 +100,24 @@ class UNet(nn.Module):
             self.conv_norm_out = nn.GroupNorm(config.norm_num_groups, channels[0], eps=config.norm_eps)
             self.conv_out = nn.Conv2d(channels[0], config.out_channels, 3, padding=1)
 
+        # Training memory: recompute each block's activations in backward (enable_gradient_checkpointing).
+        self.gradient_checkpointing = False
+
         # Name every block and module after its place, the key its features travel under.
         for name, module in self.named_modules():
             if isinstance(module, (TransformerBlock, TemporalTransformer)):
                 module.key = name
             elif isinstance(module, (DownBlock, UpBlock, MidBlock)):
                 module.path = name
+
+    def enable_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute every down/mid/up block in backward instead of storing its activations (the trainer's choice)."""
+        self.gradient_checkpointing = enabled
+
+    def _run_block(self, block: nn.Module, *args):
+        if self.gradient_checkpointing and torch.is_grad_enabled():
+            return checkpoint(block, *args, use_reentrant=False)
+        return block(*args)
 
     def transformer_keys(self) -> list[str]:
         return [m.key for m in self.modules() if isinstance(m, TransformerBlock)]
@@ -136,18 +149,18 @@ class UNet(nn.Module):
         features = BlockFeatures({}, {})
         skips = [hidden_states]
         for block in self.down_blocks:
-            hidden_states, block_skips, block_features = block(hidden_states, inputs)
+            hidden_states, block_skips, block_features = self._run_block(block, hidden_states, inputs)
             skips.extend(block_skips)
             features.update(block_features)
 
-        hidden_states, block_features = self.mid_block(hidden_states, inputs)
+        hidden_states, block_features = self._run_block(self.mid_block, hidden_states, inputs)
         features.update(block_features)
 
         for i, block in enumerate(self.up_blocks):
             count = len(block.resnets)
             block_skips, skips = skips[-count:], skips[:-count]
             upsample_size = tuple(skips[-1].shape[-2:]) if block.upsamplers is not None else None
-            hidden_states, block_features = block(hidden_states, block_skips, inputs, upsample_size)
+            hidden_states, block_features = self._run_block(block, hidden_states, block_skips, inputs, upsample_size)
             features.update(block_features)
 
         if not self.config.with_output_head:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+from emoforge.curation.footage.encode import FORMATS
+from emoforge.curation.footage.scenes import DISTRACTOR_KINDS
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -24,13 +27,37 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--workers", type=_positive_int, default=None, help="parallel render processes (default: CPU count)"
     )
+    parser.add_argument(
+        "--format",
+        dest="formats",
+        action="append",
+        metavar="NAME",
+        choices=[f.name for f in FORMATS],
+        help="render only this format (repeatable; default: cycle through all of them)",
+    )
+    parser.add_argument(
+        "--distractors",
+        default=None,
+        metavar="KIND,...",
+        help="scene kinds between talking heads (default: all of them, cycled; 'none': talking heads only). "
+        f"Kinds: {', '.join(DISTRACTOR_KINDS)}",
+    )
     parser.set_defaults(run=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
     from emoforge.curation.footage.generate import generate_footage
 
-    generate_footage(args.out, videos=args.videos, seed=args.seed, minutes=args.minutes, workers=args.workers)
+    if args.distractors is None:
+        distractors = DISTRACTOR_KINDS
+    elif args.distractors.strip() == "none":
+        distractors = ()
+    else:
+        distractors = tuple(k.strip() for k in args.distractors.split(",") if k.strip())
+    generate_footage(
+        args.out, videos=args.videos, seed=args.seed, minutes=args.minutes, workers=args.workers,
+        formats=args.formats, distractors=distractors,
+    )
     return 0
 
 

@@ -44,9 +44,9 @@ FORMATS: tuple[VideoFormat, ...] = (
     VideoFormat("mp4-720p25", "mp4", "libx264", "aac", 1280, 720, Fraction(25)),
     VideoFormat("webm-360p30", "webm", "libvpx-vp9", "libopus", 640, 360, Fraction(30)),
     VideoFormat("mp4-portrait-2997", "mp4", "libx264", "aac", 720, 1280, Fraction(30000, 1001), 44100),
-    VideoFormat("mkv-1080p24", "mkv", "libx264", "aac", 1920, 1080, Fraction(24), 44100),
     VideoFormat("mp4-480p-vfr", "mp4", "libx264", "aac", 854, 480, Fraction(25), variable_frame_rate=True),
     VideoFormat("mp4-rotated-540p30", "mp4", "libx264", "aac", 540, 960, Fraction(30), display_rotation_deg=90),
+    VideoFormat("mkv-1080p24", "mkv", "libx264", "aac", 1920, 1080, Fraction(24), 44100),
     VideoFormat("webm-720p25", "webm", "libvpx-vp9", "libopus", 1280, 720, Fraction(25), audio_channels=1),
     VideoFormat("mp4-540p25", "mp4", "libx264", "aac", 960, 540, Fraction(25), 16000, 1),
 )

@@ -56,6 +56,7 @@ class VideoJob:
     seed: int
     duration_s: float
     fmt: VideoFormat
+    distractors: tuple[str, ...] = DISTRACTOR_KINDS  # () for talking heads only
 
     @property
     def stem(self) -> str:
@@ -70,21 +71,36 @@ class VideoJob:
         return self.out_dir / f"{self.stem}.truth.json"
 
 
-def generate_footage(out_dir, videos: int, seed: int, minutes: float, workers: int | None = None) -> list[Path]:
-    """Render ``videos`` videos of ``minutes`` each into ``out_dir``; returns the truth paths."""
+def generate_footage(out_dir, videos: int, seed: int, minutes: float, workers: int | None = None,
+                     formats: tuple[str, ...] | None = None,
+                     distractors: tuple[str, ...] = DISTRACTOR_KINDS) -> list[Path]:
+    """Render ``videos`` videos of ``minutes`` each into ``out_dir``; returns the truth paths.
+
+    Video ``i`` takes format ``i`` of the catalogue (``encode.FORMATS``), cycling; ``formats``
+    narrows the cycle to the named ones.
+    """
     from emoforge.errors import UserError
 
+    by_name = {f.name: f for f in FORMATS}
+    unknown = [name for name in formats or () if name not in by_name]
+    if unknown:
+        raise UserError(f"unknown format {unknown[0]!r}; choose from: {', '.join(by_name)}")
+    cycle = [by_name[name] for name in formats] if formats else list(FORMATS)
+    unknown = [kind for kind in distractors if kind not in DISTRACTOR_KINDS]
+    if unknown:
+        raise UserError(f"unknown scene kind {unknown[0]!r}; choose from: {', '.join(DISTRACTOR_KINDS)}")
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot create output folder {out}: {exc.strerror}") from None
-    jobs = [VideoJob(out, i, seed, minutes * 60.0, FORMATS[i % len(FORMATS)]) for i in range(videos)]
+    jobs = [VideoJob(out, i, seed, minutes * 60.0, cycle[i % len(cycle)], tuple(distractors)) for i in range(videos)]
     config = {
         "generator_version": GENERATOR_VERSION,
         "seed": seed,
         "videos": videos,
         "minutes": minutes,
+        "distractors": list(distractors),
         "files": [{"video": j.video_path.name, "truth": j.truth_path.name, "format": j.fmt.name} for j in jobs],
     }
     _write_json_atomic(out / "footage.json", config)
@@ -122,7 +138,7 @@ def render_video(job: VideoJob) -> dict:
     started = time.perf_counter()
     rng = np.random.default_rng([job.seed, job.index])
     fmt = job.fmt
-    scenes = plan_scenes(job.index, job.duration_s, fmt, rng)
+    scenes = plan_scenes(job.index, job.duration_s, fmt, rng, job.distractors)
     times = frame_times_s(fmt, job.duration_s, rng)
     camera = _camera(fmt)
     tracks = _TrackRecorder()
@@ -146,21 +162,22 @@ def render_video(job: VideoJob) -> dict:
     }
 
 
-def plan_scenes(index: int, duration_s: float, fmt: VideoFormat, rng: np.random.Generator) -> list[Scene]:
+def plan_scenes(index: int, duration_s: float, fmt: VideoFormat, rng: np.random.Generator,
+                distractors: tuple[str, ...] = DISTRACTOR_KINDS) -> list[Scene]:
     """Alternate talking scenes with distractors until the video is full.
 
     Each video starts its distractor cycle at a different kind, so a handful of videos
-    covers every kind; at least one transition per video is a dissolve.
+    covers every kind; at least one transition per video is a dissolve. With no
+    distractors every scene is a talking head.
     """
     from emoforge.curation.footage import texts
 
     scenes: list[Scene] = []
-    cycle = list(DISTRACTOR_KINDS[(index * 3) % len(DISTRACTOR_KINDS) :]) + list(
-        DISTRACTOR_KINDS[: (index * 3) % len(DISTRACTOR_KINDS)]
-    )
+    offset = (index * 3) % len(distractors) if distractors else 0
+    cycle = list(distractors[offset:]) + list(distractors[:offset])
     start_s, want_talking, distractor = 0.0, True, 0
     while duration_s - start_s > 1.5:
-        kind = "talking" if want_talking else cycle[distractor % len(cycle)]
+        kind = "talking" if want_talking or not cycle else cycle[distractor % len(cycle)]
         if not want_talking:
             distractor += 1
         want_talking = not want_talking
@@ -276,18 +293,20 @@ def _camera(fmt: VideoFormat):
 
 def _render_frame(scenes: list[Scene], camera, time_s: float, frame_index: int, tracks) -> np.ndarray:
     """One displayed frame; records each visible face's truth (with its opacity)."""
+    import cv2
+
     current = _scene_at(scenes, time_s)
-    layers = [(scenes[current], 1.0)]
+    frame, states = scenes[current].render(camera, time_s)
+    layers = [(states, 1.0)]
     neighbour, weight = _dissolve_partner(scenes, current, time_s)
-    if neighbour is not None:
-        layers = [(scenes[current], 1.0 - weight), (neighbour, weight)]
-    frame = np.zeros((camera.height, camera.width, 3), np.float32)
-    for scene, opacity in layers:
-        rgb, states = scene.render(camera, time_s)
-        frame += opacity * rgb
-        for state in states:
+    if neighbour is not None:  # a dissolve: blend the two scenes
+        other, other_states = neighbour.render(camera, time_s)
+        frame = cv2.addWeighted(frame, 1.0 - weight, other, weight, 0.0)
+        layers = [(states, 1.0 - weight), (other_states, weight)]
+    for layer_states, opacity in layers:
+        for state in layer_states:
             tracks.add(frame_index, state, opacity)
-    return np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+    return frame
 
 
 def _scene_at(scenes: list[Scene], time_s: float) -> int:

@@ -73,7 +73,10 @@ class FaceActor:
         return _blink_function(self.blink_seed)
 
     def render(self, camera, time_s: float):
-        """Render at scene time ``time_s``: ``(rgb float32, alpha float32, FaceState)``."""
+        """Render at scene time ``time_s``: ``(rgb uint8, alpha float32, FaceState)``.
+
+        ``rgb`` is not premultiplied; outside the patch, where ``alpha`` is 0, it is undefined.
+        """
         from emoforge.curation.footage.head import head_for
 
         head = head_for(self.portrait)
@@ -89,20 +92,33 @@ class FaceActor:
         jaw = self.jaw_at(time_s)
         rotation, translation = pose(time_s)
         result = head.render(camera, rotation, translation, jaw_open=jaw, blink=blink)
-        rgb = result.rgb.astype(np.float32) * result.alpha[..., None]
-        alpha = result.alpha.astype(np.float32)
-        if self.blur_samples > 1:  # the truth stays at the exposure's centre
+        rgb, alpha = result.rgb, result.alpha
+        if self.blur_samples > 1:  # motion blur: average sub-frame renders; the truth stays at the centre
+            premultiplied = rgb.astype(np.float32) * alpha[..., None]
+            coverage = alpha.astype(np.float32)
             offsets = np.linspace(-self.exposure_s / 2, self.exposure_s / 2, self.blur_samples)
             for offset in offsets[offsets != 0]:
                 sub_rotation, sub_translation = pose(time_s + offset)
                 sub = head.render(camera, sub_rotation, sub_translation, jaw_open=jaw, blink=blink)
-                rgb += sub.rgb.astype(np.float32) * sub.alpha[..., None]
-                alpha += sub.alpha
-            count = float(len(offsets))
-            rgb /= count
-            alpha /= count
+                premultiplied += sub.rgb.astype(np.float32) * sub.alpha[..., None]
+                coverage += sub.alpha
+            alpha = coverage / float(len(offsets))
+            rgb = np.clip(premultiplied / np.maximum(coverage, 1e-6)[..., None] + 0.5, 0, 255).astype(np.uint8)
         state = FaceState(self, result.box_xyxy_px, rotation, translation, jaw, blink, self.speaking_at(time_s))
         return rgb, alpha, state
+
+
+def composite_over(frame: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> None:
+    """``frame = rgb * alpha + frame * (1 - alpha)`` in place (uint8), only inside the patch's box."""
+    import cv2
+
+    x, y, w, h = cv2.boundingRect((alpha > 0).astype(np.uint8))
+    if w == 0 or h == 0:
+        return
+    window = (slice(y, y + h), slice(x, x + w))
+    a = alpha[window][..., None]
+    blended = rgb[window].astype(np.float32) * a + frame[window].astype(np.float32) * (1.0 - a)
+    frame[window] = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
 @lru_cache(maxsize=64)
@@ -132,11 +148,11 @@ class Scene:
     def render(self, camera, time_s: float) -> tuple[np.ndarray, list[FaceState]]:
         """The frame at video time ``time_s`` (may lie outside the scene during a dissolve)."""
         local_s = time_s - self.start_s
-        frame = self.backdrop.render(camera, local_s).astype(np.float32)
+        frame = self.backdrop.render(camera, local_s)  # a fresh uint8 array
         states = []
         for actor in self.actors:
             rgb, alpha, state = actor.render(camera, local_s)
-            frame = rgb + frame * (1.0 - alpha[..., None])
+            composite_over(frame, rgb, alpha)
             states.append(state)
         return frame, states
 

@@ -4,7 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import write_video, portrait_frames
+from labeling_media import write_video, portrait_frames
 from emoforge.labeling.audio import (
     AudioError,
     envelope_per_frame,

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import portrait_frames, tone_bursts, write_audio_only, write_video
+from labeling_media import portrait_frames, tone_bursts, write_audio_only, write_video
 from emoforge.cli import main
 from emoforge.labeling.labels import find_labels, read_labels
 from emoforge.labeling.label import LabelConfig, label_video
@@ -41,18 +41,23 @@ def test_a_talking_video_gets_every_label(labelled):
 
 def test_rerun_skips_and_reads_back(labelled, talking_video):
     labels, out = labelled
+    written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     again = label_video(talking_video, out)
-    assert again.meta["video_id"] == labels.meta["video_id"] and not again.arrays  # found, not recomputed
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == written  # found, not recomputed
+    assert again.meta["video_id"] == labels.meta["video_id"]
+    np.testing.assert_array_equal(again.arrays["velocity_deg_per_s"], labels.arrays["velocity_deg_per_s"])  # whole
     back = read_labels(find_labels(out)[0])
     np.testing.assert_array_equal(back.arrays["velocity_deg_per_s"], labels.arrays["velocity_deg_per_s"])
-    assert label_video(talking_video, out, LabelConfig(smoothing_sigma_frames=1.0)).arrays  # new config: relabel
+    relabelled = label_video(talking_video, out, LabelConfig(smoothing_sigma_frames=1.0))  # new config: relabel
+    assert relabelled.meta["config"]["smoothing_sigma_frames"] == 1.0
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} != written
 
 
 def test_cli_labels_and_fits_buckets(talking_video, tmp_path, capsys):
     silent = tmp_path / "silent.mp4"
     write_video(silent, portrait_frames(25, size=(160, 120)), audio=np.zeros(16000, np.float32))
     out = tmp_path / "out"
-    assert main(["label", str(talking_video), str(silent), "--out", str(out), "--buckets", "3", "--no-mesh"]) == 0
+    assert main(["label", str(talking_video), str(silent), "--out", str(out), "--buckets", "3", "--min-bucket-width", "0", "--no-mesh"]) == 0
     printed = capsys.readouterr().out
     assert "no speech" in printed and "speed buckets" in printed
     buckets = SpeedBuckets.load(out / "speed_buckets.json")

@@ -70,3 +70,26 @@ def test_smoothing_keeps_a_steady_turn_and_removes_jitter():
     broken[30] = np.nan
     out = smooth_rotations(broken, valid, sigma_frames=2.0)
     assert np.isnan(out[30]).all() and np.isfinite(out[29]).all()
+
+
+def test_fast_shake_keeps_its_speed_slow_turn_keeps_its_smoothing():
+    """σ = 3 frames loses about half a 1.5 Hz shake's speed; the speed blend restores it, and
+    leaves a slow turn (below 30°/s) on the heavily smoothed velocity."""
+    from emoforge.labeling.rotation import euler_to_matrix
+    from emoforge.labeling.velocity import blend_by_speed, smooth_rotations, velocity_deg_per_frame
+
+    fps, t = 25.0, np.arange(100) / 25.0
+    valid = np.ones(len(t), dtype=bool)
+    for freq_hz, amplitude_deg, blended in ((1.5, 20.0, True), (0.2, 10.0, False)):
+        yaw = amplitude_deg * np.sin(2 * np.pi * freq_hz * t)
+        rotations = euler_to_matrix(yaw, np.zeros_like(t), np.zeros_like(t))
+        truth = velocity_deg_per_frame(rotations, valid) * fps
+        heavy = velocity_deg_per_frame(smooth_rotations(rotations, valid, sigma_frames=3.0), valid) * fps
+        light = velocity_deg_per_frame(smooth_rotations(rotations, valid, sigma_frames=1.0), valid) * fps
+        out = blend_by_speed(heavy, light, heavy, 30.0, 60.0)
+        inner = slice(10, -10)
+        if blended:
+            assert heavy[inner].mean() < 0.6 * truth[inner].mean()
+            assert abs(out[inner].mean() - truth[inner].mean()) < 0.15 * truth[inner].mean()
+        else:
+            np.testing.assert_allclose(out, heavy)

@@ -69,3 +69,19 @@ def make_emo_inputs(config, batch: int = 2, seed: int = 0, frames: int | None = 
 @pytest.fixture
 def emo_inputs():
     return make_emo_inputs
+
+
+# -- the trainer's tests: tiny shards of synthetic clips (docs/clips.md), built once per session --------------
+@pytest.fixture(scope="session")
+def tiny_shards(tmp_path_factory):
+    """64 px synthetic clips (30-40 frames) -> shards with one clip per shard: >= 2 train shards for 2 ranks."""
+    from emoforge.shards.config import ShardsConfig
+    from emoforge.shards.synthetic import make_curated_corpus
+    from emoforge.shards.writer import build_shards
+
+    curated = tmp_path_factory.mktemp("curated")
+    make_curated_corpus(curated, sources=5, clips_per_source=2, n_frames=(30, 40), size_px=64, seed=3)
+    out = tmp_path_factory.mktemp("train_shards")
+    build_shards(curated, out, ShardsConfig(val_fraction=0.2, test_fraction=0.0, shard_size_mb=0.001,
+                                            min_shards_per_split=2))
+    return out

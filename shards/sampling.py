@@ -1,0 +1,176 @@
+"""Turn one raw shard sample into a training sample for EMO's stages (paper §3.3, §4.1). No torch here.
+
+Stage 1 (image pretraining): a target frame and a *different* reference frame of the
+same clip, both uniform; the face mask is the target frame's face box (``M`` of §3.2
+with f = 1), the clip's union when that frame has no box.
+
+Stages 2 and 3 (video): ``n`` motion frames + ``f`` frames, contiguous, at a uniform
+start; the reference is uniform over the clip's frames outside the ``f`` target frames
+(it may be one of the motion frames, never a frame being generated). Audio features
+per frame windowed ±m (edges repeated), the union face mask ``M = ∪ M^i`` over the
+``f`` frames (§3.2), and the speed embedding ``S^f`` over ±m (§3.2) of the ``f`` frames.
+
+Every random choice comes from ``rng``; the dataset seeds it from (seed, epoch, key),
+so a clip's sample in an epoch does not depend on which worker reads it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from emoforge.shards import format as fmt
+from emoforge.shards.arrays import load_npy, load_npz
+from emoforge.shards.decode import decode_frames
+
+
+class SampleError(Exception):
+    """A sample cannot be served; ``reason`` is a short counter name."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    stage: int = 2
+    size_px: int | None = 512  # output frames are size x size; None keeps the clip's size
+    motion_frames: int = 4  # n (paper §4.1)
+    frames: int = 12  # f
+    window_m: int = 2  # m: audio and speed windows are ±m frames
+    use_cached_audio: bool = True  # the shard's audio.npy when present, else log-mel from the FLAC
+    use_cached_latents: bool = False  # stages 2-3: "latents" from latents.npy instead of decoding frames
+    decode_threads: int = 1
+
+    def __post_init__(self):
+        if self.stage not in (1, 2, 3):
+            raise ValueError(f"stage must be 1, 2 or 3, got {self.stage}")
+        if self.frames < 1 or self.motion_frames < 0 or self.window_m < 0:
+            raise ValueError("frames >= 1, motion_frames >= 0 and window_m >= 0 are required")
+
+
+def _windows(per_frame: np.ndarray, m: int) -> np.ndarray:
+    """``(F, *S)`` -> ``(F, 2m+1, *S)``: frame f's neighbours f-m..f+m, clip edges repeated."""
+    from emoforge.labeling.speed import speed_embedding
+
+    n_frames = per_frame.shape[0]
+    flat = per_frame.reshape(n_frames, -1)
+    return speed_embedding(flat, m).reshape(n_frames, 2 * m + 1, *per_frame.shape[1:])
+
+
+def log_mel_per_frame(flac_bytes: bytes, n_frames: int, fps: float) -> np.ndarray:
+    """``(F, k·80)`` float32: the ``k = 100 / fps`` log-mel frames (10 ms hop) inside each video frame's span."""
+    import soundfile
+
+    from emoforge.labeling.audio import log_mel
+
+    samples, rate = soundfile.read(io.BytesIO(flac_bytes), dtype="float32", always_2d=False)
+    if rate != 16000 or samples.ndim != 1:
+        raise SampleError("bad_audio", f"{rate} Hz, shape {samples.shape}")
+    per_frame = 100.0 / fps
+    if abs(per_frame - round(per_frame)) > 1e-6:
+        raise SampleError("bad_audio", f"{fps} fps is not a divisor of log-mel's 100 frames per second")
+    k = int(round(per_frame))
+    mel = log_mel(samples)  # (T, 80), frame t centred on t * 10 ms
+    need = n_frames * k
+    if mel.shape[0] < need:
+        mel = np.concatenate([mel, np.repeat(mel[-1:], need - mel.shape[0], axis=0)])
+    return mel[:need].reshape(n_frames, k * mel.shape[1])  # (F, k·80), frame f holds mel rows f·k .. f·k+k-1
+
+
+def _face_mask(boxes_xyxy_px: np.ndarray, frames: np.ndarray, clip_size_px: tuple[int, int], out_size_px: tuple[int, int]) -> np.ndarray:
+    from emoforge.labeling.mask import union_mask
+
+    clip_h, clip_w = clip_size_px
+    out_h, out_w = out_size_px
+    scale = np.array([out_w / clip_w, out_h / clip_h, out_w / clip_w, out_h / clip_h])
+    chosen = boxes_xyxy_px[frames]
+    if not np.isfinite(chosen).all(axis=1).any():
+        chosen = boxes_xyxy_px  # no box on these frames: the clip's union
+    mask = union_mask(chosen * scale, out_h, out_w)
+    if not mask.any():
+        raise SampleError("no_face", "no face box on any frame")
+    return mask
+
+
+def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Numpy arrays of one training sample (layouts in docs/format.md); raises SampleError."""
+    n_frames = int(meta["n_frames"])
+    fps = float(meta["fps"])
+    clip_size = int(meta.get("size_px") or 0)
+    try:
+        labels = load_npz(members[fmt.LABELS_MEMBER])
+    except (ValueError, OSError, KeyError) as exc:
+        raise SampleError("bad_labels", str(exc)) from None
+    boxes = labels[fmt.BOX].astype(np.float64)
+    out = config.size_px or clip_size
+    size = None if (config.size_px is None or config.size_px == clip_size) else (config.size_px, config.size_px)
+    clip_hw = (clip_size, clip_size)
+
+    if config.stage == 1:
+        target = int(rng.integers(n_frames))
+        reference = int(rng.integers(n_frames - 1))
+        reference += reference >= target  # uniform over the other frames
+        frames = _decode(members, [target, reference], fps, size, config)
+        return {
+            "target": frames[0],
+            "reference": frames[1],
+            "face_mask": _face_mask(boxes, np.array([target]), clip_hw, (out, out)),
+            "target_index": np.int64(target),
+            "reference_index": np.int64(reference),
+        }
+
+    n, f, m = config.motion_frames, config.frames, config.window_m
+    if n_frames < n + f:
+        raise SampleError("too_short", f"{n_frames} frames < n + f = {n + f}")
+    start = int(rng.integers(n_frames - (n + f) + 1))
+    window = np.arange(start, start + n + f)
+    targets = window[n:]
+    others = np.setdiff1d(np.arange(n_frames), targets)
+    reference = int(rng.choice(others)) if len(others) else int(window[0])
+    if config.use_cached_latents:
+        if fmt.LATENTS_MEMBER not in members:
+            raise SampleError("no_latents", "the shard has no cached latents (emoforge shards features)")
+        latents = load_npy(members[fmt.LATENTS_MEMBER])  # (F, 4, h, w)
+        pictures = {
+            "latents": np.moveaxis(latents[window].astype(np.float32), 0, 1),  # (4, n+f, h, w)
+            "reference_latent": latents[reference].astype(np.float32),  # (4, h, w)
+        }
+        out = clip_size  # latents are of the stored frames: the mask stays at clip size
+    else:
+        frames = _decode(members, list(window) + [reference], fps, size, config)
+        pictures = {"frames": frames[: n + f], "reference": frames[n + f]}
+
+    if config.use_cached_audio and fmt.AUDIO_FEATURES_MEMBER in members:
+        per_frame_audio = load_npy(members[fmt.AUDIO_FEATURES_MEMBER]).astype(np.float32)
+        if per_frame_audio.shape[0] != n_frames:
+            raise SampleError("bad_audio", f"cached audio has {per_frame_audio.shape[0]} frames, the clip {n_frames}")
+    else:
+        per_frame_audio = log_mel_per_frame(members[fmt.AUDIO_MEMBER], n_frames, fps)
+    audio = _windows(per_frame_audio, m)[targets]  # (f, 2m+1, *S)
+
+    speed_vectors = labels[fmt.SPEED_VECTORS].astype(np.float32)  # (F, d), NaN where no velocity
+    speed = _windows(speed_vectors, m)[targets]  # (f, 2m+1, d)
+    speed_valid = np.isfinite(speed).all(axis=(1, 2))
+    speed = np.nan_to_num(speed, nan=0.0).reshape(f, -1)  # (f, (2m+1)·d), s^(t-m) first
+    return {
+        **pictures,
+        "audio": audio,
+        "face_mask": _face_mask(boxes, targets, clip_hw, (out, out)),
+        "speed": speed,
+        "speed_valid": speed_valid,
+        "window_start": np.int64(start),
+        "reference_index": np.int64(reference),
+    }
+
+
+def _decode(members, indices, fps, size, config: SampleConfig) -> np.ndarray:
+    from emoforge.shards.decode import DecodeError
+
+    try:
+        return decode_frames(members[fmt.VIDEO_MEMBER], indices, fps, size, config.decode_threads)
+    except DecodeError as exc:
+        raise SampleError("decode_error", str(exc)) from None
