@@ -57,7 +57,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from emoforge.curation.ledger import Ledger
-from emoforge.curation.sources import MEDIA_EXTENSIONS, Source, file_sha256
+from emoforge.curation.sources import MEDIA_EXTENSIONS, Source
+from emoforge.files import file_sha256, write_text_atomic
 
 __all__ = ["DownloadConfig", "Downloaded", "Downloader", "HostGate", "check_media", "ytdlp_options"]
 
@@ -192,12 +193,6 @@ def _clean_message(text: str) -> str:
     text = re.sub(r"^\s*ERROR:\s*", "", text)
     text = " ".join(text.split())
     return text[:_REASON_CAP]
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _as_text(value: Any, cap: int = _TEXT_CAP) -> str | None:
@@ -352,7 +347,7 @@ class Downloader:
                 size = outcome.file.stat().st_size
                 digest = file_sha256(outcome.file)
                 if outcome.info is not None:
-                    _atomic_write_text(out_dir / f"{source_id}.info.json",
+                    write_text_atomic(out_dir / f"{source_id}.info.json",
                                        json.dumps(outcome.info, ensure_ascii=False, sort_keys=True, indent=1))
                 os.replace(outcome.file, final)
         if status != "failed":  # finished or hopeless: nothing left to resume
@@ -411,7 +406,7 @@ class Downloader:
         result = work / "result.json"
         result.unlink(missing_ok=True)
         (work / _EXTRACTED).unlink(missing_ok=True)
-        _atomic_write_text(request, json.dumps({
+        write_text_atomic(request, json.dumps({
             "url": source.location,
             "source_id": source.source_id,
             "source_key": source.key,
@@ -596,7 +591,7 @@ def _child(request_path: Path) -> dict:
 def _child_main(argv: list[str]) -> int:
     request_path = Path(argv[0])
     answer = _child(request_path)
-    _atomic_write_text(request_path.parent / "result.json", json.dumps(answer, ensure_ascii=False))
+    write_text_atomic(request_path.parent / "result.json", json.dumps(answer, ensure_ascii=False))
     return 0
 
 

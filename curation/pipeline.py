@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections import Counter, deque
 from pathlib import Path
 
 from emoforge.curation.config import CurationConfig
+from emoforge.files import write_json_atomic
 
 FINAL_STATUSES = ("kept", "rejected")  # "failed" sources are retried by the next run
 
@@ -38,7 +38,7 @@ def curate(items: list[str], out_dir: Path, config: CurationConfig, progress_str
     state_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_run(out_dir)  # held until this process ends; one run per output folder
     _remove_stale_partials(out_dir)
-    _write_json(out_dir / "config.json", config.to_dict())
+    write_json_atomic(out_dir / "config.json", config.to_dict(), indent=1)
     started = time.perf_counter()
 
     sources, rejected = expand_sources(items)
@@ -48,7 +48,7 @@ def curate(items: list[str], out_dir: Path, config: CurationConfig, progress_str
     progress = _Progress(len(sources), len(sources) - len(todo), progress_stream)
     if todo:
         for record in _run_on_ray(todo, out_dir, config, progress):
-            _write_json(state_dir / f"{record['source_id']}.json", record)
+            write_json_atomic(state_dir / f"{record['source_id']}.json", record, indent=1, default=str)
             records[record["source_id"]] = record
     progress.close()
     finished = [r for r in records.values() if r is not None]
@@ -289,7 +289,7 @@ def _finish(out_dir: Path, records: list[dict], input_rejects: list[dict], elaps
         "wall_s": round(elapsed_s, 2),
         "speed_buckets": buckets,
     }
-    _write_json(out_dir / "summary.json", summary)
+    write_json_atomic(out_dir / "summary.json", summary, indent=1, default=str)
     return summary
 
 
@@ -328,12 +328,6 @@ def _read_record(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def _write_json(path: Path, document) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, indent=1, default=str) + "\n")
-    os.replace(partial, path)
 
 
 class _Progress:

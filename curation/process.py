@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.curation.config import CurationConfig
+from emoforge.files import file_sha256
 
 SPAN_FPS = 25
 
@@ -145,18 +146,8 @@ def _clip_row(plan, span: dict, clips_cfg, clips_dir: Path) -> dict:
     if plan.keep:
         document = json.loads((clips_dir / f"{plan.clip_id}.json").read_text())
         row["stats"] = document["stats"]  # a resumed clip reports what was written
-        row["sha256"] = _sha256(clips_dir / f"{plan.clip_id}.mp4")
+        row["sha256"] = file_sha256(clips_dir / f"{plan.clip_id}.mp4")
     return row
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class _timed:

@@ -31,6 +31,8 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoforge.files import file_sha256  # noqa: F401 (re-exported)
+
 __all__ = [
     "MEDIA_EXTENSIONS",
     "Rejected",
@@ -182,15 +184,6 @@ def url_key(normalised: str) -> str:
     recognises it without network, else the URL itself (generic ids are file names)."""
     extractor, video_id = match_extractor(normalised)
     return f"{extractor}:{video_id}" if video_id else normalised
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _is_media(path: Path) -> bool:

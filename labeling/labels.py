@@ -13,48 +13,24 @@ its JSON (``status: "rejected"`` and a ``reason``).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from emoforge.errors import UserError
+from emoforge.files import file_sha256, write_bytes_atomic, write_text_atomic  # noqa: F401 (re-exported)
 
 LABELS_FORMAT = "emoforge.labels"
 LABELS_VERSION = 1
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with open(partial, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
-    return path
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return write_bytes_atomic(path, buffer.getvalue())
-
-
-def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def video_id_for(path, sha256: str) -> str:

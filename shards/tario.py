@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from emoforge.files import file_sha256  # noqa: F401 (re-exported)
 from emoforge.shards.format import META_MEMBER, REQUIRED_MEMBERS, split_member_name
 
 ProblemCallback = Callable[[str, str | None, str], None]
@@ -102,14 +103,6 @@ def write_shard(path: Path, samples: Iterable[tuple[str, list[tuple[str, bytes]]
         partial.unlink(missing_ok=True)
         raise
     return WrittenShard(path, digest, hashing.bytes, tuple(keys))
-
-
-def file_sha256(path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_bytes):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def bytes_sha256(data: bytes) -> str:

@@ -46,7 +46,7 @@ def contact_sheet(video_path: Path, truth_path: Path, out_png: Path, columns: in
         sheet[r * tile_height : (r + 1) * tile_height, c * tile_width : (c + 1) * tile_width] = tile
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    partial = out_png.with_name(out_png.name + ".partial.png")
+    partial = out_png.with_name(out_png.stem + ".partial" + out_png.suffix)  # cv2 picks the format by suffix
     cv2.imwrite(str(partial), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
     partial.replace(out_png)
     return out_png

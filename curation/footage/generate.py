@@ -13,7 +13,6 @@ rerun renders only what is missing. Everything is a function of ``(seed, index)`
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ from emoforge.curation.footage.scenes import (
     speaking_actor_kwargs,
 )
 from emoforge.curation.footage.motion import STYLES, PoseTrajectory
+from emoforge.files import write_json_atomic
 
 GENERATOR_VERSION = 1
 DISSOLVE_S = 0.6
@@ -103,7 +103,7 @@ def generate_footage(out_dir, videos: int, seed: int, minutes: float, workers: i
         "distractors": list(distractors),
         "files": [{"video": j.video_path.name, "truth": j.truth_path.name, "format": j.fmt.name} for j in jobs],
     }
-    _write_json_atomic(out / "footage.json", config)
+    write_json_atomic(out / "footage.json", config, separators=(",", ":"))
     todo = [j for j in jobs if not (j.truth_path.exists() and j.video_path.exists())]
     started = time.perf_counter()
     workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
@@ -150,7 +150,7 @@ def render_video(job: VideoJob) -> dict:
         writer.write_audio(mix_soundtrack(scenes, job.duration_s, fmt.audio_rate_hz, rng))
     truth = build_truth(job, scenes, times, camera, tracks)
     os.replace(partial_video, job.video_path)
-    _write_json_atomic(job.truth_path, truth)
+    write_json_atomic(job.truth_path, truth, separators=(",", ":"))
     kinds = [s.kind for s in scenes]
     return {
         "video": job.video_path.name,
@@ -472,9 +472,3 @@ def build_truth(job: VideoJob, scenes: list[Scene], times: np.ndarray, camera, t
         "speech_segments_s": [[round(a, 4), round(b, 4)] for a, b in sorted(segments)],
         "portraits": {name: {"licence": PORTRAITS[name].licence, "source": PORTRAITS[name].source} for name in used},
     }
-
-
-def _write_json_atomic(path: Path, document: dict) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(document, separators=(",", ":")) + "\n")
-    os.replace(partial, path)
