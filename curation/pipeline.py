@@ -89,11 +89,15 @@ def _run_on_ray(sources, out_dir: Path, config: CurationConfig, progress):
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
     scan_actors = ray_config.scan_actors or max(1, cpus // 2)
     span_actors = ray_config.label_actors or max(1, cpus)
-    scanner_cls = ray.remote(num_cpus=ray_config.actor_num_cpus, max_restarts=2)(Scanner)
-    worker_cls = ray.remote(num_cpus=ray_config.actor_num_cpus, max_restarts=2)(SpanWorker)
+    # Actors never take every CPU together (a pool that does starves everything else and
+    # hangs, DESIGN.md §6); downloads wait on the network, reserve no CPU, and the driver
+    # bounds how many run at once.
+    actor_cpus = min(ray_config.actor_num_cpus, 0.9 * cpus / (scan_actors + span_actors))
+    scanner_cls = ray.remote(num_cpus=actor_cpus, max_restarts=2)(Scanner)
+    worker_cls = ray.remote(num_cpus=actor_cpus, max_restarts=2)(SpanWorker)
     scanners = _Pool([scanner_cls.remote(config) for _ in range(scan_actors)], ray_config.max_in_flight)
     workers = _Pool([worker_cls.remote(config) for _ in range(span_actors)], ray_config.max_in_flight)
-    fetch = ray.remote(num_cpus=0.1, max_retries=1)(_fetch)
+    fetch = ray.remote(num_cpus=0, max_retries=1)(_fetch)
 
     downloads_dir = out_dir / "downloads"
     waiting = deque(sources)

@@ -73,6 +73,10 @@ def _curate(footage: Path, run_dir: Path, cpus: int, label: str) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"curate failed: {done.stderr[-2000:]}")
     summary = json.loads((run_dir / "summary.json").read_text())
+    from emoforge.curation.evaluate import evaluate
+
+    scores = evaluate(run_dir, footage)
+    scores.pop("per_video")
     hours_in = summary["hours_in"]
     stages = summary["cpu_s_by_stage"]
     by_stage = {stage: round(hours_in / (seconds / 3600), 1) for stage, seconds in stages.items() if seconds > 0}
@@ -90,6 +94,7 @@ def _curate(footage: Path, run_dir: Path, cpus: int, label: str) -> dict:
         "peak_worker_rss_mb": sampler.peak_worker_mb,
         "peak_total_rss_mb": sampler.peak_total_mb,
         "load_average_after": round(os.getloadavg()[0], 2),
+        "against_truth": scores,
     }
 
 

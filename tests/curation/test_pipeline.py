@@ -115,3 +115,12 @@ def test_kill_minus_nine_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _outputs(tmp_path / "run") == _outputs(reference)
+
+
+def test_one_cpu_cluster_does_not_starve(tmp_path, footage_dir):
+    """Actor pools sized to the cluster leave room for the download tasks (it hung once)."""
+    video = sorted(footage_dir.glob("*.mp4"))[0]
+    command = [sys.executable, "-m", "emoforge", "curate", str(video), "--out", str(tmp_path / "run"), "--num-cpus", "1"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["clips"] >= 1
