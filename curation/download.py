@@ -301,7 +301,7 @@ class Downloader:
         """Fetch ``source`` into ``out_dir`` (the downloads folder). Never raises for bad input."""
         if not _ID.match(source.source_id):
             raise ValueError(f"not a source id: {source.source_id!r}")  # a bug, not bad input
-        out_dir = Path(out_dir)
+        out_dir = Path(out_dir).resolve()  # the child process reports absolute paths
         (out_dir / ".locks").mkdir(parents=True, exist_ok=True)
         ledger = Ledger(out_dir / "ledger.sqlite")
         with _flock(out_dir / ".locks" / f"{source.source_id}.lock"):
@@ -451,7 +451,7 @@ class Downloader:
             return _Attempt("failed", f"downloader exited {child.returncode}: {_clean_message(tail)}")
         answer = json.loads(result.read_text(encoding="utf-8"))
         file = Path(answer["file"]) if answer.get("file") else None
-        if file is not None and (file.parent != work or not file.is_file()):
+        if file is not None and (file.resolve().parent != work.resolve() or not file.is_file()):
             return _Attempt("failed", "downloader wrote outside its folder")  # never trust a path from a child
         return _Attempt(answer["status"], answer.get("reason"), file, answer.get("info"), answer.get("archive_key"))
 

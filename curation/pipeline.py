@@ -33,7 +33,7 @@ def curate(items: list[str], out_dir: Path, config: CurationConfig, progress_str
     """Run the job on ``items`` (URLs, URL-list files, files, folders); returns the summary."""
     from emoforge.curation.sources import expand_sources
 
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()  # Ray workers and download children run elsewhere
     state_dir = out_dir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
     lock = _lock_run(out_dir)  # held until this process ends; one run per output folder

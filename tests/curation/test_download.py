@@ -336,3 +336,11 @@ def test_format_choice_prefers_a_short_side_of_at_least_512(tmp_path):
     assert chosen(portrait) == "p540+audio"  # the short side is the width here
     small = [video("240p", 426, 240, 300), video("480p", 854, 480, 1200), audio]
     assert chosen(small) == "480p+audio"  # nothing large enough: the best there is
+
+
+def test_a_relative_downloads_folder_works(server, mp4_bytes, tmp_path, monkeypatch):
+    """`emoforge curate ... --out demo-out` passes a relative folder (this once failed every download)."""
+    monkeypatch.chdir(tmp_path)
+    result = Downloader(FAST).fetch(_source(server, "/a/clip.mp4"), Path("relative/downloads"))
+    assert (result.status, result.reason) == ("ok", None)
+    assert result.path.read_bytes() == mp4_bytes and result.path.is_absolute()
