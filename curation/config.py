@@ -56,7 +56,7 @@ class FilterConfig:
     min_face_frames: float = 0.9  # fraction of a clip's frames with the tracked face
     max_abs_yaw_deg: float = 30.0  # p95 over the clip; generated "extreme" scenes sit at 29-36°
     max_abs_pitch_deg: float = 25.0
-    min_speech_fraction: float = 0.5
+    min_speech_fraction: float = 0.4  # talking with pauses passes; silent and music scenes measure ~0
     min_sharpness: float = 20.0  # variance of the Laplacian over the face crop
     max_av_offset_frames: int = 3
 

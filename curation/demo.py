@@ -18,6 +18,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 
+DEMO_PORT = 8765
+
+
 def run_demo(out: Path, videos: int = 4, minutes: float = 0.5, seed: int = 0) -> dict:
     from emoforge.curation.cli import format_summary
     from emoforge.curation.config import CurationConfig
@@ -29,7 +32,7 @@ def run_demo(out: Path, videos: int = 4, minutes: float = 0.5, seed: int = 0) ->
     footage_dir = out / "footage"
     print(f"demo 1/5: rendering {videos} videos of {minutes} min into {footage_dir}", file=sys.stderr)
     truth_paths = generate_footage(footage_dir, videos=videos, seed=seed, minutes=minutes)
-    with serve_folder(footage_dir) as base_url:
+    with serve_folder(footage_dir, port=DEMO_PORT) as base_url:
         url_list = out / "sources.txt"
         lines = ["# generated footage, served like a video site"]
         lines += [f"{base_url}/{json.loads(p.read_text())['video']['file']}" for p in truth_paths]
@@ -81,10 +84,13 @@ class _Server(ThreadingHTTPServer):
 
 
 @contextmanager
-def serve_folder(folder: Path):
-    """A real HTTP server for ``folder`` on 127.0.0.1 (a free port), in a thread."""
+def serve_folder(folder: Path, port: int = 0):
+    """A real HTTP server for ``folder`` on 127.0.0.1 in a thread: on ``port``, else a free one."""
     handler = partial(_QuietHandler, directory=str(folder))
-    server = _Server(("127.0.0.1", 0), handler)
+    try:  # a fixed port keeps the URLs, and so the source ids, the same across reruns (resume)
+        server = _Server(("127.0.0.1", port), handler)
+    except OSError:
+        server = _Server(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -28,7 +28,14 @@ FPS = 25.0
 def evaluate(run_dir: Path, footage_dir: Path) -> dict:
     run_dir, footage_dir = Path(run_dir), Path(footage_dir)
     truths = {p.name.replace(".truth.json", ""): json.loads(p.read_text()) for p in footage_dir.glob("*.truth.json")}
-    records = [json.loads(p.read_text()) for p in sorted((run_dir / "state").glob("*.json"))]
+    import pandas as pd
+
+    # The run's own sources (its manifest), not every record the folder ever held: a rerun
+    # with other URLs leaves the old records beside the new.
+    manifest = pd.read_parquet(run_dir / "manifest.parquet")
+    current = sorted(set(manifest.loc[manifest.row_kind == "source", "source_id"]))
+    paths = [run_dir / "state" / f"{source_id}.json" for source_id in current]
+    records = [json.loads(p.read_text()) for p in paths if p.exists()]
     keep_s = kept_s = kept_in_keep_s = 0.0
     boundary_errors, cut_hits, cut_detected, cut_true = [], 0, 0, 0
     blended_in_clips = 0

@@ -10,9 +10,11 @@ frames; frame ``k`` is not at ``k / 25`` s after the hole.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from fractions import Fraction
@@ -30,7 +32,9 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 REPO = Path(__file__).resolve().parents[2]
-IMAGES = REPO / "docs" / "images"
+# Screenshots go to docs/images/ when asked for (EMOFORGE_DOC_SCREENSHOTS=1 pytest tests/dashboards),
+# else to a scratch folder, so a test run leaves the checkout as it was.
+IMAGES = REPO / "docs" / "images" if os.environ.get("EMOFORGE_DOC_SCREENSHOTS") else Path(tempfile.mkdtemp(prefix="dashboard-shots-"))
 
 
 def square_box(frame: int) -> list[float]:

@@ -1,6 +1,6 @@
 """The pages in Debian's chromium (Playwright, headless): play, overlay pixels, keyboard decisions, charts.
 
-Screenshots land in docs/images/ for docs/dashboards.md.
+Screenshots land in docs/images/ for docs/dashboards.md when EMOFORGE_DOC_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
