@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.curation.config import ClipConfig, FilterConfig
+from emoforge.media import encode_audio
 
 CLIP_SCHEMA_VERSION = 1
 
@@ -180,7 +181,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
             written += 1
         for packet in video.encode(None):
             out.mux(packet)
-        _encode_audio(out, sound, audio, clips.audio_rate_hz)
+        encode_audio(out, sound, audio[None], clips.audio_rate_hz)
     plan.stats["sharpness"] = float(np.median(sharpness)) if sharpness else None
     if plan.stats["sharpness"] is not None and plan.stats["sharpness"] < filters.min_sharpness:
         for p in partial.values():
@@ -206,22 +207,6 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
     for ext in ("mp4", "flac", "labels.npz", "json"):  # JSON last: the commit marker
         os.replace(partial[ext], paths[ext])
     return plan
-
-
-def _encode_audio(container, stream, samples: np.ndarray, rate_hz: int) -> None:
-    import av
-
-    frame_size = stream.codec_context.frame_size or 1024
-    samples = np.clip(samples.astype(np.float32), -1, 1)[None]
-    for begin in range(0, samples.shape[1], frame_size):
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples[:, begin : begin + frame_size]), format="fltp", layout="mono")
-        frame.sample_rate = rate_hz
-        frame.pts = begin
-        frame.time_base = Fraction(1, rate_hz)
-        for packet in stream.encode(frame):
-            container.mux(packet)
-    for packet in stream.encode(None):
-        container.mux(packet)
 
 
 def face_sharpness(rgb: np.ndarray, box_xyxy_px: np.ndarray) -> float:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emoforge.media import encode_audio
+
 FPS = 25
 AUDIO_RATE_HZ = 16000
 LICENSES = ("cc-by-4.0", "public-domain", "youtube-standard")
@@ -94,16 +96,7 @@ def write_clip(
                 out.mux(packet)
         for packet in video.encode(None):
             out.mux(packet)
-        frame_size = sound.codec_context.frame_size or 1024
-        for begin in range(0, len(audio), frame_size):
-            chunk = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[None, begin : begin + frame_size]), format="fltp", layout="mono")
-            chunk.sample_rate = AUDIO_RATE_HZ
-            chunk.pts = begin
-            chunk.time_base = Fraction(1, AUDIO_RATE_HZ)
-            for packet in sound.encode(chunk):
-                out.mux(packet)
-        for packet in sound.encode(None):
-            out.mux(packet)
+        encode_audio(out, sound, audio[None], AUDIO_RATE_HZ)
     soundfile.write(str(folder / f"{clip_id}.flac"), audio, AUDIO_RATE_HZ, format="FLAC")
     pose_valid = np.isfinite(ypr).all(axis=1)
     np.savez_compressed(

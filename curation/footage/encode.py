@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from emoforge.media import encode_audio
+
 
 @dataclass(frozen=True)
 class VideoFormat:
@@ -115,19 +117,8 @@ class VideoWriter:
 
     def write_audio(self, samples: np.ndarray) -> None:
         """The whole soundtrack at once: float32 mono in [-1, 1] at the format's audio rate."""
-        import av
-
-        samples = np.clip(np.asarray(samples, dtype=np.float32), -1.0, 1.0)
-        planes = np.repeat(samples[None], self.fmt.audio_channels, axis=0)
-        frame_size = self._audio.codec_context.frame_size or 1024
-        for start in range(0, planes.shape[1], frame_size):
-            chunk = np.ascontiguousarray(planes[:, start : start + frame_size])
-            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._audio.layout.name)
-            frame.sample_rate = self.fmt.audio_rate_hz
-            frame.pts = start
-            frame.time_base = Fraction(1, self.fmt.audio_rate_hz)
-            for packet in self._audio.encode(frame):
-                self._container.mux(packet)
+        planes = np.repeat(np.asarray(samples, dtype=np.float32)[None], self.fmt.audio_channels, axis=0)
+        encode_audio(self._container, self._audio, planes, self.fmt.audio_rate_hz, flush=False)  # close() drains
 
     def close(self) -> None:
         for stream in (self._video, self._audio):
