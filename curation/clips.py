@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.curation.config import ClipConfig, FilterConfig
-from emoforge.media import encode_audio
+from emoforge.media import clip_video_options, encode_audio
 
 CLIP_SCHEMA_VERSION = 1
 
@@ -155,7 +155,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
         video = out.add_stream("libx264", rate=clips.fps)
         video.width = video.height = size
         video.pix_fmt = "yuv420p"
-        video.options = {"preset": "fast", "crf": str(clips.crf), "g": str(clips.keyframe_interval), "bf": "0"}
+        video.options = clip_video_options(clips.crf, clips.keyframe_interval)
         video.codec_context.time_base = Fraction(1, clips.fps)
         sound = out.add_stream("aac", rate=clips.audio_rate_hz)
         sound.layout = "mono"

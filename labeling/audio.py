@@ -135,15 +135,23 @@ def _mel_filter_bank(n_fft: int, n_mels: int, sample_rate: int) -> np.ndarray:
     return filters * (2.0 / (upper - lower))
 
 
-def log_mel(samples_16k: np.ndarray, n_mels: int = MEL_BANDS) -> np.ndarray:
-    """``(T, n_mels)`` float32 log-mel at 100 frames per second; frame ``t`` is centred on ``t * 10 ms``."""
+def log_mel(samples_16k: np.ndarray, n_mels: int = MEL_BANDS, rows: tuple[int, int] | None = None) -> np.ndarray:
+    """``(T, n_mels)`` float32 log-mel at 100 frames per second; frame ``t`` is centred on ``t * 10 ms``.
+
+    ``rows = (first, stop)`` computes only frames ``first .. stop-1`` of that sequence,
+    exactly as the whole computation gives them (zeros outside the signal; rows past the
+    last frame repeat it).
+    """
     samples = np.asarray(samples_16k, dtype=np.float64)
     n_fft = 512
     pad = MEL_WINDOW_SAMPLES // 2
-    padded = np.pad(samples, (pad, pad + MEL_WINDOW_SAMPLES), mode="constant")
     n_out = len(samples) // MEL_HOP_SAMPLES + 1
-    starts = np.arange(n_out) * MEL_HOP_SAMPLES
-    frames = padded[starts[:, None] + np.arange(MEL_WINDOW_SAMPLES)[None, :]]  # (T, 400)
+    first, stop = (0, n_out) if rows is None else (int(rows[0]), int(rows[1]))
+    starts = np.minimum(np.arange(first, stop), n_out - 1) * MEL_HOP_SAMPLES - pad  # each frame's first sample
+    begin, end = int(starts.min()), int(starts.max()) + MEL_WINDOW_SAMPLES  # the samples these frames see
+    low, high = max(0, begin), min(len(samples), end)
+    padded = np.pad(samples[low:high], (low - begin, end - high))  # zeros where frames reach past the signal
+    frames = padded[(starts - begin)[:, None] + np.arange(MEL_WINDOW_SAMPLES)[None, :]]  # (T, 400)
     power = np.abs(np.fft.rfft(frames * np.hanning(MEL_WINDOW_SAMPLES), n=n_fft, axis=1)) ** 2  # (T, 257)
     mel = power @ _mel_filter_bank(n_fft, n_mels, SAMPLE_RATE_HZ).T  # (T, n_mels)
     return np.log(mel + 1e-6).astype(np.float32)

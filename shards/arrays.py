@@ -36,6 +36,7 @@ def load_npy(data: bytes) -> np.ndarray:
     return np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
 
 
-def load_npz(data: bytes) -> dict[str, np.ndarray]:
+def load_npz(data: bytes, names=None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (only ``names`` when given: the others are not decompressed)."""
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-        return {name: archive[name] for name in archive.files}
+        return {name: archive[name] for name in (archive.files if names is None else names)}

@@ -52,17 +52,17 @@ class SampleConfig:
             raise ValueError("frames >= 1, motion_frames >= 0 and window_m >= 0 are required")
 
 
-def _windows(per_frame: np.ndarray, m: int) -> np.ndarray:
-    """``(F, *S)`` -> ``(F, 2m+1, *S)``: frame f's neighbours f-m..f+m, clip edges repeated."""
-    from emoforge.labeling.speed import speed_embedding
-
-    n_frames = per_frame.shape[0]
-    flat = per_frame.reshape(n_frames, -1)
-    return speed_embedding(flat, m).reshape(n_frames, 2 * m + 1, *per_frame.shape[1:])
+def _window_index(frames: np.ndarray, m: int, n_frames: int) -> np.ndarray:
+    """``(len(frames), 2m+1)``: frame f's neighbours f-m..f+m, clip edges repeated (as ``speed_embedding``)."""
+    return np.clip(frames[:, None] + np.arange(-m, m + 1)[None, :], 0, n_frames - 1)
 
 
-def log_mel_per_frame(flac_bytes: bytes, n_frames: int, fps: float) -> np.ndarray:
-    """``(F, k·80)`` float32: the ``k = 100 / fps`` log-mel frames (10 ms hop) inside each video frame's span."""
+def log_mel_per_frame(flac_bytes: bytes, n_frames: int, fps: float, frames: tuple[int, int] | None = None) -> np.ndarray:
+    """``(F, k·80)`` float32: the ``k = 100 / fps`` log-mel frames (10 ms hop) inside each video frame's span.
+
+    ``frames = (first, stop)`` computes only video frames ``first .. stop-1`` (the same
+    values as the whole clip's rows).
+    """
     import soundfile
 
     from emoforge.labeling.audio import log_mel
@@ -74,11 +74,10 @@ def log_mel_per_frame(flac_bytes: bytes, n_frames: int, fps: float) -> np.ndarra
     if abs(per_frame - round(per_frame)) > 1e-6:
         raise SampleError("bad_audio", f"{fps} fps is not a divisor of log-mel's 100 frames per second")
     k = int(round(per_frame))
-    mel = log_mel(samples)  # (T, 80), frame t centred on t * 10 ms
-    need = n_frames * k
-    if mel.shape[0] < need:
-        mel = np.concatenate([mel, np.repeat(mel[-1:], need - mel.shape[0], axis=0)])
-    return mel[:need].reshape(n_frames, k * mel.shape[1])  # (F, k·80), frame f holds mel rows f·k .. f·k+k-1
+    first, stop = (0, n_frames) if frames is None else frames
+    # Rows past the signal's last mel frame repeat it (log_mel does), up to n_frames * k.
+    mel = log_mel(samples, rows=(first * k, stop * k))  # (T, 80), row t centred on t * 10 ms
+    return mel.reshape(stop - first, k * mel.shape[1])  # (F, k·80), frame f holds mel rows f·k .. f·k+k-1
 
 
 def _face_mask(boxes_xyxy_px: np.ndarray, frames: np.ndarray, clip_size_px: tuple[int, int], out_size_px: tuple[int, int]) -> np.ndarray:
@@ -102,7 +101,7 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
     fps = float(meta["fps"])
     clip_size = int(meta.get("size_px") or 0)
     try:
-        labels = load_npz(members[fmt.LABELS_MEMBER])
+        labels = load_npz(members[fmt.LABELS_MEMBER], (fmt.BOX,) if config.stage == 1 else (fmt.BOX, fmt.SPEED_VECTORS))
     except (ValueError, OSError, KeyError) as exc:
         raise SampleError("bad_labels", str(exc)) from None
     boxes = labels[fmt.BOX].astype(np.float64)
@@ -114,10 +113,10 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         target = int(rng.integers(n_frames))
         reference = int(rng.integers(n_frames - 1))
         reference += reference >= target  # uniform over the other frames
-        frames = _decode(members, [target, reference], fps, size, config)
+        frames = _decode(members, [target, reference], fps, size, config)  # (3, 2, H, W)
         return {
-            "target": frames[0],
-            "reference": frames[1],
+            "target": frames[:, 0],
+            "reference": frames[:, 1],
             "face_mask": _face_mask(boxes, np.array([target]), clip_hw, (out, out)),
             "target_index": np.int64(target),
             "reference_index": np.int64(reference),
@@ -141,19 +140,21 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         }
         out = clip_size  # latents are of the stored frames: the mask stays at clip size
     else:
-        frames = _decode(members, list(window) + [reference], fps, size, config)
-        pictures = {"frames": frames[: n + f], "reference": frames[n + f]}
+        frames = _decode(members, list(window) + [reference], fps, size, config)  # (3, n+f+1, H, W)
+        pictures = {"frames": frames[:, : n + f], "reference": frames[:, n + f]}  # views of one buffer
 
+    neighbours = _window_index(targets, m, n_frames)  # (f, 2m+1)
     if config.use_cached_audio and fmt.AUDIO_FEATURES_MEMBER in members:
-        per_frame_audio = load_npy(members[fmt.AUDIO_FEATURES_MEMBER]).astype(np.float32)
+        per_frame_audio = load_npy(members[fmt.AUDIO_FEATURES_MEMBER])
         if per_frame_audio.shape[0] != n_frames:
             raise SampleError("bad_audio", f"cached audio has {per_frame_audio.shape[0]} frames, the clip {n_frames}")
-    else:
-        per_frame_audio = log_mel_per_frame(members[fmt.AUDIO_MEMBER], n_frames, fps)
-    audio = _windows(per_frame_audio, m)[targets]  # (f, 2m+1, *S)
+        audio = per_frame_audio[neighbours].astype(np.float32)  # (f, 2m+1, *S)
+    else:  # log-mel of the needed frames only
+        first, stop = int(neighbours.min()), int(neighbours.max()) + 1
+        audio = log_mel_per_frame(members[fmt.AUDIO_MEMBER], n_frames, fps, (first, stop))[neighbours - first]
 
     speed_vectors = labels[fmt.SPEED_VECTORS].astype(np.float32)  # (F, d), NaN where no velocity
-    speed = _windows(speed_vectors, m)[targets]  # (f, 2m+1, d)
+    speed = speed_vectors[neighbours]  # (f, 2m+1, d)
     speed_valid = np.isfinite(speed).all(axis=(1, 2))
     speed = np.nan_to_num(speed, nan=0.0).reshape(f, -1)  # (f, (2m+1)·d), s^(t-m) first
     return {
@@ -171,6 +172,6 @@ def _decode(members, indices, fps, size, config: SampleConfig) -> np.ndarray:
     from emoforge.shards.decode import DecodeError
 
     try:
-        return decode_frames(members[fmt.VIDEO_MEMBER], indices, fps, size, config.decode_threads)
+        return decode_frames(members[fmt.VIDEO_MEMBER], indices, fps, size, config.decode_threads, channels_first=True)
     except DecodeError as exc:
         raise SampleError("decode_error", str(exc)) from None

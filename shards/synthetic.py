@@ -2,7 +2,8 @@
 
 Each clip is a moving, zooming crop of scikit-image's public-domain astronaut portrait
 (real image texture, so H.264 sizes and decode costs are realistic), encoded the way
-curation encodes clips (libx264 ``preset=fast``, yuv420p, 25 fps, AAC 16 kHz mono),
+curation encodes clips (``emoforge.media.clip_video_options``: libx264 crf 18, a keyframe
+every 12 frames, no B-frames, ``fastdecode``; yuv420p, 25 fps, AAC 16 kHz mono),
 with a 16 kHz FLAC, a labels ``.npz`` whose face box follows the motion, and the clip
 JSON written last. ``manifest.parquet`` lists sources and clips like curation's.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoforge.media import encode_audio
+from emoforge.media import clip_video_options, encode_audio
 
 FPS = 25
 AUDIO_RATE_HZ = 16000
@@ -38,8 +39,9 @@ def write_clip(
     rng: np.random.Generator,
     identity: str | None = None,
     license_name: str = "cc-by-4.0",
-    crf: int = 23,
-    gop_frames: int | None = None,
+    crf: int = 18,
+    gop_frames: int = 12,
+    fast_decode: bool = True,
 ) -> dict:
     """Write the four files of one clip; returns its JSON document."""
     import av
@@ -78,10 +80,7 @@ def write_clip(
         video = out.add_stream("libx264", rate=FPS)
         video.width = video.height = size_px
         video.pix_fmt = "yuv420p"
-        options = {"preset": "fast", "crf": str(crf)}
-        if gop_frames:
-            options["g"] = str(gop_frames)
-        video.options = options
+        video.options = clip_video_options(crf, gop_frames, fast_decode)
         video.codec_context.time_base = Fraction(1, FPS)
         sound = out.add_stream("aac", rate=AUDIO_RATE_HZ)
         sound.layout = "mono"
@@ -147,7 +146,7 @@ def make_curated_corpus(
     size_px: int = 64,
     seed: int = 0,
     identities: dict[str, str] | None = None,
-    gop_frames: int | None = None,
+    gop_frames: int = 12,
 ) -> list[dict]:
     """A curation output folder: ``clips/`` and ``manifest.parquet``; returns the clip JSON documents.
 

@@ -3,11 +3,12 @@
     .venv/bin/python benchmarks/shards/bench_stream.py --out /tmp/emoforge-bench-shards
 
 Makes (once, cached in --out) a synthetic curated corpus of 512x512, 25 fps clips encoded
-as curation encodes them (libx264 preset fast, crf 23; `--gop` sets a keyframe
-interval, default: x264's, i.e. one GOP per clip), builds shards, then reads them with
-one torch DataLoader worker (`num_workers=1`, batch_size=None) and reports samples per
-second after the first `--warmup` samples and the worker's peak resident memory
-(VmHWM). Results as one JSON line (append it to docs/performance.md by hand).
+as curation encodes them (`emoforge.media.clip_video_options`: crf 18, a keyframe every 12
+frames, no B-frames, x264 `fastdecode`; `--gop` and `--no-fast-decode` vary it), or takes a
+real curation output with `--curated DIR`, builds shards, then reads them with one torch
+DataLoader worker (`num_workers=1`, batch_size=None) and reports samples per second after
+the first `--warmup` samples, the worker's own CPU time per sample, and its peak resident
+memory (VmHWM). Results as one JSON line (append it to docs/performance.md by hand).
 """
 
 from __future__ import annotations
@@ -42,10 +43,10 @@ class _Epochs(IterableDataset):
             yield from self.dataset
 
 
-def make_corpus(folder: Path, clips: int, seconds: float, gop: int | None) -> Path:
+def make_corpus(folder: Path, clips: int, seconds: float, gop: int, fast_decode: bool) -> Path:
     import pandas as pd
 
-    curated = folder / f"curated-{clips}x{seconds}s-gop{gop or 'x264'}"
+    curated = folder / f"curated-{clips}x{seconds}s-gop{gop}{'-fastdecode' if fast_decode else ''}"
     if (curated / "manifest.parquet").is_file():
         return curated
     rng = np.random.default_rng(0)
@@ -53,7 +54,7 @@ def make_corpus(folder: Path, clips: int, seconds: float, gop: int | None) -> Pa
     for index in range(clips):
         source = f"bench{index:03d}"
         clip_id = f"{source}-0000000-{int(seconds * 25):07d}"
-        write_clip(curated / "clips", clip_id, source, int(seconds * 25), 512, rng, gop_frames=gop)
+        write_clip(curated / "clips", clip_id, source, int(seconds * 25), 512, rng, gop_frames=gop, fast_decode=fast_decode)
         rows.append({"row_kind": "clip", "clip_id": clip_id, "source_id": source, "status": "kept", "reason": None})
     pd.DataFrame(rows).to_parquet(curated / "manifest.parquet", index=False)
     return curated
@@ -73,12 +74,17 @@ def _cpu_s(pid: int) -> float:
 
 def run(args) -> dict:
     folder = Path(args.out)
-    curated = make_corpus(folder, args.clips, args.seconds, args.gop)
-    shards = folder / f"shards-{curated.name}"
+    if args.curated:
+        curated = Path(args.curated).resolve()
+        shards = folder / f"shards-{curated.parent.name}-{curated.name}"
+    else:
+        curated = make_corpus(folder, args.clips, args.seconds, args.gop, not args.no_fast_decode)
+        shards = folder / f"shards-{curated.name}"
     build_shards(curated, shards, ShardsConfig(val_fraction=0, test_fraction=0, shard_size_mb=64))
     config = SampleConfig(stage=args.stage, size_px=512, motion_frames=4, frames=12, window_m=2)
     dataset = ShardDataset(shards, config, split="train", shuffle_buffer=args.shuffle_buffer, output_dtype=args.dtype)
-    epochs = int(np.ceil((args.samples + args.warmup) / args.clips)) + 1
+    n_clips = sum(1 for _ in (curated / "clips").glob("*.json"))
+    epochs = int(np.ceil((args.samples + args.warmup) / n_clips)) + 1
     loader = DataLoader(_Epochs(dataset, epochs), batch_size=None, num_workers=1, prefetch_factor=2)
     iterator = iter(loader)
     for _ in range(args.warmup):
@@ -97,8 +103,8 @@ def run(args) -> dict:
     return {
         "stage": args.stage,
         "size_px": 512,
-        "clip_s": args.seconds,
-        "gop": args.gop or "x264 default (one GOP per clip)",
+        "corpus": str(curated) if args.curated else f"synthetic {args.clips} x {args.seconds} s",
+        "encoding": "curation's" if args.curated else f"gop {args.gop}, {'plain' if args.no_fast_decode else 'fastdecode'}",
         "dtype": args.dtype,
         "shuffle_buffer": args.shuffle_buffer,
         "samples": args.samples,
@@ -119,7 +125,9 @@ def main() -> None:
     parser.add_argument("--out", default="/tmp/emoforge-bench-shards", help="cache folder for the corpus and shards")
     parser.add_argument("--clips", type=int, default=12)
     parser.add_argument("--seconds", type=float, default=5.0, help="clip length (curation's default window)")
-    parser.add_argument("--gop", type=int, default=None, help="keyframe interval of the synthetic clips (frames)")
+    parser.add_argument("--curated", help="a curation output folder (clips/ + manifest.parquet) instead of synthetic clips")
+    parser.add_argument("--gop", type=int, default=12, help="keyframe interval of the synthetic clips (frames; curation's is 12)")
+    parser.add_argument("--no-fast-decode", action="store_true", help="synthetic clips without x264's fastdecode tune")
     parser.add_argument("--stage", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=("float32", "uint8"))
     parser.add_argument("--shuffle-buffer", type=int, default=32)

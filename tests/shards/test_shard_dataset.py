@@ -15,6 +15,7 @@ from emoforge.labeling.mask import union_mask
 from emoforge.labeling.speed import SpeedBuckets, speed_embedding
 from emoforge.shards.arrays import load_npz
 from emoforge.shards.dataset import ShardDataset, StreamProgress
+from emoforge.shards.decode import frame_rgb
 from emoforge.shards.sampling import SampleConfig, log_mel_per_frame
 from emoforge.shards.tario import iter_tar_samples
 from emoforge.shards.writer import load_index
@@ -27,8 +28,23 @@ def _raw_samples(out) -> dict:
 
 
 def _all_frames(mp4: bytes) -> np.ndarray:
+    """Every frame decoded in order, converted as the dataset converts (frame_rgb)."""
     with av.open(io.BytesIO(mp4)) as container:
-        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+        return np.stack([frame_rgb(f, None) for f in container.decode(video=0)])
+
+
+def test_opencv_conversion_matches_libswscale(built):
+    out, _ = built
+    raw = next(iter(_raw_samples(out).values()))
+    with av.open(io.BytesIO(raw.members["mp4"])) as container:
+        frame = next(container.decode(video=0))
+        assert frame.format.name == "yuv420p"
+        ours = frame_rgb(frame, None).astype(int)
+        swscale = frame.to_ndarray(format="rgb24").astype(int)
+        # Same BT.601 limited-range matrix; only chroma upsampling differs (edges of colour).
+        assert np.abs(ours - swscale).mean() < 1.5 and np.percentile(np.abs(ours - swscale), 99) <= 6
+        half = frame_rgb(frame, (32, 32))
+        assert half.shape == (32, 32, 3) and half.dtype == np.uint8
 
 
 def test_stage1_layout_and_content(built):
