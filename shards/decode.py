@@ -120,8 +120,7 @@ def decode_frames(mp4_bytes: bytes, indices, fps: float, size_px: tuple[int, int
         return out
     out = np.empty((3, len(indices), height, width), np.uint8)  # (c, n, h, w)
     for position, index in enumerate(indices):
-        for channel, plane in enumerate(cv2.split(frames[index])):
-            out[channel, position] = plane
+        cv2.split(frames[index], [out[0, position], out[1, position], out[2, position]])  # written in place
     return out
 
 
