@@ -59,7 +59,7 @@ def normalise_span(
         video_out = out.add_stream("libx264", rate=fps)
         video_out.width, video_out.height = size
         video_out.pix_fmt = "yuv420p"
-        video_out.options = {"preset": "ultrafast", "crf": "16"}
+        video_out.options = {"preset": "ultrafast", "crf": "16", "threads": "1"}  # a worker is one core
         video_out.codec_context.time_base = Fraction(1, fps)
         audio_out = out.add_stream("pcm_s16le", rate=audio_rate_hz)
         audio_out.layout = "mono"
@@ -125,6 +125,16 @@ def read_normalised(path: Path, audio_rate_hz: int) -> NormalisedSpan | None:
 def _encode_frame(out, video_out, frame, turns: int, size: tuple[int, int], index: int) -> None:
     import av
 
+    if not turns and frame.format.name == "yuv420p" and (frame.width, frame.height) == size:
+        from av.video.frame import PictureType
+
+        image = frame  # already what the encoder takes: no RGB round trip (2 colour conversions a frame)
+        image.pts = index  # the encoder keeps its own reference: a held frame may be sent again
+        image.pict_type = PictureType.NONE  # the source's frame type would force x264's
+        image.time_base = Fraction(1, video_out.codec_context.time_base.denominator)
+        for packet in video_out.encode(image):
+            out.mux(packet)
+        return
     rgb = frame.to_ndarray(format="rgb24")
     if turns:
         rgb = np.rot90(rgb, k=turns)
@@ -167,7 +177,7 @@ def _audio_span(source: Path, start_s: float, duration_s: float, rate_hz: int) -
     import av
 
     wanted = int(round(duration_s * rate_hz))
-    pieces, first_time = [], None
+    pieces, first_time, decoded = [], None, 0
     with av.open(str(source)) as container:
         if not container.streams.audio:
             return np.zeros(wanted, np.float32)
@@ -183,7 +193,8 @@ def _audio_span(source: Path, start_s: float, duration_s: float, rate_hz: int) -
                     if first_time is None:
                         first_time = float(out.pts * out.time_base) - video_start if out.pts is not None else 0.0
                     pieces.append(out.to_ndarray().reshape(-1))
-                if first_time is not None and first_time + sum(len(p) for p in pieces) / rate_hz >= start_s + duration_s:
+                    decoded += len(pieces[-1])
+                if first_time is not None and first_time + decoded / rate_hz >= start_s + duration_s:
                     break
         except (av.error.FFmpegError, ValueError):
             pass  # a damaged audio tail: what was decoded is kept, the rest is silence
