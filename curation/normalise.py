@@ -37,11 +37,14 @@ def normalise_span(
     fps: int = 25,
     audio_rate_hz: int = 16000,
     max_short_side_px: int = 1080,
+    keyframe_every: int | None = None,
 ) -> NormalisedSpan:
     """Write ``[start_s, end_s)`` of ``source`` to ``out_path`` (Matroska: H.264 + PCM).
 
     ``displayed_size`` is the source's (width, height) after rotation (from the probe).
     Audio is interleaved with the video as it is written, so the muxer buffers nothing.
+    ``keyframe_every``: frames ``0, k, 2k, ...`` are keyframes (the clip windows' starts,
+    so the clip writer seeks to a clip without decoding the frames before it).
     """
     import av
 
@@ -67,7 +70,7 @@ def normalise_span(
 
         def emit(frame) -> None:
             nonlocal written, audio_written
-            _encode_frame(out, video_out, frame, turns, size, written)
+            _encode_frame(out, video_out, frame, turns, size, written, bool(keyframe_every) and written % keyframe_every == 0)
             written += 1
             audio_due = min(len(pcm), int(round(written * samples_per_frame)))
             if audio_due > audio_written:
@@ -122,27 +125,24 @@ def read_normalised(path: Path, audio_rate_hz: int) -> NormalisedSpan | None:
     return NormalisedSpan(path, n_frames, fps, width, height, audio)
 
 
-def _encode_frame(out, video_out, frame, turns: int, size: tuple[int, int], index: int) -> None:
+def _encode_frame(out, video_out, frame, turns: int, size: tuple[int, int], index: int, keyframe: bool) -> None:
     import av
+    from av.video.frame import PictureType
 
     if not turns and frame.format.name == "yuv420p" and (frame.width, frame.height) == size:
-        from av.video.frame import PictureType
-
         image = frame  # already what the encoder takes: no RGB round trip (2 colour conversions a frame)
-        image.pts = index  # the encoder keeps its own reference: a held frame may be sent again
-        image.pict_type = PictureType.NONE  # the source's frame type would force x264's
-        image.time_base = Fraction(1, video_out.codec_context.time_base.denominator)
-        for packet in video_out.encode(image):
-            out.mux(packet)
-        return
-    rgb = frame.to_ndarray(format="rgb24")
-    if turns:
-        rgb = np.rot90(rgb, k=turns)
-    if rgb.shape[1] != size[0] or rgb.shape[0] != size[1]:
-        import cv2
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+        if turns:
+            rgb = np.rot90(rgb, k=turns)
+        if rgb.shape[1] != size[0] or rgb.shape[0] != size[1]:
+            import cv2
 
-        rgb = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
-    image = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            rgb = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
+        image = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    # A set picture type is obeyed by x264 (I: a keyframe, closed GOP); a source frame's own
+    # type is cleared. The encoder keeps its own reference, so a held frame may be sent again.
+    image.pict_type = PictureType.I if keyframe else PictureType.NONE
     image.pts = index
     image.time_base = Fraction(1, video_out.codec_context.time_base.denominator)
     for packet in video_out.encode(image):

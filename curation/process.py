@@ -110,7 +110,8 @@ class SpanWorker:
             normalised = read_normalised(span_file, clips_cfg.audio_rate_hz) if span_file.exists() else None
             normalised = normalised or normalise_span(path, span["start_s"], span["end_s"], span_file, probe["display_rotation_deg"],
                                         (probe["width"], probe["height"]), fps=clips_cfg.fps,
-                                        audio_rate_hz=clips_cfg.audio_rate_hz)
+                                        audio_rate_hz=clips_cfg.audio_rate_hz,
+                                        keyframe_every=int(round(clips_cfg.clip_s * clips_cfg.fps)))
         with _timed("label", cpu, wall):
             labels = label_video(span_file, work / "labels", self.label_config)
         if not labels.ok:
