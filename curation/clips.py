@@ -160,7 +160,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
         sound = out.add_stream("aac", rate=clips.audio_rate_hz)
         sound.layout = "mono"
         stream = source.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 1  # a curation worker is one core
         source.seek(int(plan.start_frame / clips.fps * 1_000_000), any_frame=False, backward=True)
         written = 0
         for frame in source.decode(stream):

@@ -78,7 +78,7 @@ def normalise_span(
                 audio_written = audio_due
 
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 1  # a curation worker is one core
         first_pts = _first_pts(source)
         container.seek(max(0, int((start_s - 1.0) * 1_000_000)), any_frame=False, backward=True)
         held = None  # the latest decoded frame at or before the next output time

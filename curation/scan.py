@@ -62,7 +62,7 @@ def scan_video(path: Path, probe: Probe, config: CurationConfig, detector) -> Sc
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            stream.thread_type = "AUTO"
+            stream.codec_context.thread_count = 1  # a curation worker is one core
             first_pts = None
             for frame in container.decode(stream):
                 if frame.pts is None:
