@@ -69,14 +69,14 @@ def scan_video(path: Path, probe: Probe, config: CurationConfig, detector) -> Sc
                     continue
                 first_pts = frame.pts if first_pts is None else first_pts
                 time_s = float((frame.pts - first_pts) * frame.time_base)
-                small = _displayed(frame.reformat(width=small_size[0], height=small_size[1], format="rgb24"), turns)
+                small = _displayed(_shrink(frame, small_size), turns)
                 now = time.perf_counter()
                 seconds["decode"] += now - clock
                 splitter.push(time_s, small)
                 clock = time.perf_counter()
                 seconds["scene_split"] += clock - now
                 if time_s >= next_sample_s:
-                    rgb = _displayed(frame.reformat(width=detect_size[0], height=detect_size[1], format="rgb24"), turns)
+                    rgb = _displayed(_shrink(frame, detect_size), turns)
                     found = detector.detect(rgb, frame_index=len(samples))
                     widths = sorted((float(d.box_xyxy_px[2] - d.box_xyxy_px[0]) * detect_scale for d in found), reverse=True)
                     samples.append((time_s, np.asarray(widths)))
@@ -125,6 +125,11 @@ def _fit(probe: Probe, width_px: int, turns: int) -> tuple[int, int]:
     displayed_h = int(round(probe.height * displayed_w / probe.width / 2)) * 2
     displayed_w = int(displayed_w // 2 * 2)
     return (displayed_h, displayed_w) if turns % 2 else (displayed_w, displayed_h)
+
+
+def _shrink(frame, size: tuple[int, int]):
+    """The frame at ``size`` (width, height) in RGB; area averaging (3x faster than swscale's default here)."""
+    return frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA")
 
 
 def _displayed(frame, turns: int) -> np.ndarray:
