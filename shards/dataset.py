@@ -188,7 +188,8 @@ class ShardDataset(IterableDataset):
         return order[slot::slots]
 
     def __iter__(self):
-        if get_worker_info() is not None:
+        in_worker = get_worker_info() is not None
+        if in_worker:
             _one_core_per_worker()
         slot, slots = self.slot()
         workers = slots // self.world_size
@@ -231,17 +232,20 @@ class ShardDataset(IterableDataset):
             if position < start_position:
                 replaying = position < start_position - 1
                 continue  # consumed before the resume: replayed undecoded
+            # In a worker, uint8 frames are decoded straight into shared memory: the DataLoader
+            # then hands them to the training process without copying them (docs/performance.md).
+            shared = _SharedPictures() if in_worker and self.output_dtype == "uint8" else None
             try:
                 meta = raw.meta
                 sample_rng = np.random.default_rng([self.seed, self.epoch, _key_seed(raw.key)])
-                arrays = make_sample(raw.members, meta, self.config, sample_rng)
+                arrays = make_sample(raw.members, meta, self.config, sample_rng, allocate=shared if shared is not None else np.empty)
             except SampleError as exc:
                 on_problem(raw.shard, raw.key, str(exc))
                 continue
             except (ValueError, KeyError) as exc:
                 on_problem(raw.shard, raw.key, f"bad_sample: {exc}")
                 continue
-            sample = self._to_tensors(arrays)
+            sample = self._to_tensors(arrays, shared)
             sample["key"] = raw.key
             sample["stream_slot"] = torch.tensor(slot, dtype=torch.int64)
             sample["stream_position"] = torch.tensor(position, dtype=torch.int64)
@@ -250,13 +254,14 @@ class ShardDataset(IterableDataset):
         if counters:
             log.info("slot %d epoch %d skipped %s", slot, self.epoch, counters)
 
-    def _to_tensors(self, arrays: dict) -> dict:
+    def _to_tensors(self, arrays: dict, shared: "_SharedPictures | None" = None) -> dict:
         out = {}
         for name, value in arrays.items():
-            if name in ("frames", "target", "reference"):  # (3, [n+f,] H, W) uint8, views of one decoded buffer
+            if name in ("frames", "target", "reference"):  # (3, [n+f,] H, W) uint8
                 if self.output_dtype == "float32":
-                    value = unit_range(value)
-                out[name] = torch.from_numpy(np.ascontiguousarray(value))
+                    out[name] = torch.from_numpy(unit_range(value))
+                else:
+                    out[name] = shared.tensor(value) if shared is not None else torch.from_numpy(value)
             elif name in ("latents", "reference_latent"):
                 out[name] = torch.from_numpy(np.ascontiguousarray(value))
             elif name == "face_mask":
@@ -264,6 +269,31 @@ class ShardDataset(IterableDataset):
             else:
                 out[name] = torch.as_tensor(value)
         return out
+
+
+class _SharedPictures:
+    """An ``allocate(shape, dtype)`` for make_sample whose arrays live in torch shared memory.
+
+    A tensor the DataLoader sends from a worker is copied into shared memory unless it is
+    there already; decoding into it saves that copy (13 MB a stage-2 sample at 512²) and
+    its page faults. ``tensor(array)`` gives back the tensor behind an array it made.
+    """
+
+    def __init__(self):
+        self._tensors: dict[int, torch.Tensor] = {}
+
+    def __call__(self, shape: tuple[int, ...], dtype) -> np.ndarray:
+        if np.dtype(dtype) != np.uint8:
+            raise TypeError("shared picture memory is uint8")
+        count = int(np.prod(shape))
+        storage = torch.UntypedStorage._new_shared(count)  # what torch's default_collate uses
+        tensor = torch.empty(0, dtype=torch.uint8).set_(storage).view(shape)
+        array = tensor.numpy()
+        self._tensors[array.__array_interface__["data"][0]] = tensor
+        return array
+
+    def tensor(self, array: np.ndarray) -> torch.Tensor:
+        return self._tensors.pop(array.__array_interface__["data"][0])
 
 
 def _one_core_per_worker() -> None:

@@ -95,8 +95,13 @@ def _face_mask(boxes_xyxy_px: np.ndarray, frames: np.ndarray, clip_size_px: tupl
     return mask
 
 
-def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Numpy arrays of one training sample (layouts in docs/format.md); raises SampleError."""
+def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng: np.random.Generator,
+                allocate=np.empty) -> dict[str, np.ndarray]:
+    """Numpy arrays of one training sample (layouts in docs/format.md); raises SampleError.
+
+    ``allocate(shape, dtype)`` makes the uint8 picture arrays, which frames are decoded
+    straight into (the dataset gives memory shared with the training process).
+    """
     n_frames = int(meta["n_frames"])
     fps = float(meta["fps"])
     clip_size = int(meta.get("size_px") or 0)
@@ -106,6 +111,8 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         raise SampleError("bad_labels", str(exc)) from None
     boxes = labels[fmt.BOX].astype(np.float64)
     out = config.size_px or clip_size
+    if out <= 0:
+        raise SampleError("bad_meta", "the clip's metadata has no size_px")
     size = None if (config.size_px is None or config.size_px == clip_size) else (config.size_px, config.size_px)
     clip_hw = (clip_size, clip_size)
 
@@ -113,10 +120,10 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         target = int(rng.integers(n_frames))
         reference = int(rng.integers(n_frames - 1))
         reference += reference >= target  # uniform over the other frames
-        frames = _decode(members, [target, reference], fps, size, config)  # (3, 2, H, W)
+        pictures = {"target": allocate((3, out, out), np.uint8), "reference": allocate((3, out, out), np.uint8)}
+        _decode(members, [target, reference], fps, size, config, list(pictures.values()))
         return {
-            "target": frames[:, 0],
-            "reference": frames[:, 1],
+            **pictures,
             "face_mask": _face_mask(boxes, np.array([target]), clip_hw, (out, out)),
             "target_index": np.int64(target),
             "reference_index": np.int64(reference),
@@ -140,8 +147,9 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         }
         out = clip_size  # latents are of the stored frames: the mask stays at clip size
     else:
-        frames = _decode(members, list(window) + [reference], fps, size, config)  # (3, n+f+1, H, W)
-        pictures = {"frames": frames[:, : n + f], "reference": frames[:, n + f]}  # views of one buffer
+        pictures = {"frames": allocate((3, n + f, out, out), np.uint8), "reference": allocate((3, out, out), np.uint8)}
+        into = [pictures["frames"][:, k] for k in range(n + f)] + [pictures["reference"]]  # (3, H, W) each
+        _decode(members, list(window) + [reference], fps, size, config, into)
 
     neighbours = _window_index(targets, m, n_frames)  # (f, 2m+1)
     if config.use_cached_audio and fmt.AUDIO_FEATURES_MEMBER in members:
@@ -168,10 +176,10 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
     }
 
 
-def _decode(members, indices, fps, size, config: SampleConfig) -> np.ndarray:
+def _decode(members, indices, fps, size, config: SampleConfig, into: list[np.ndarray]) -> None:
     from emoforge.shards.decode import DecodeError
 
     try:
-        return decode_frames(members[fmt.VIDEO_MEMBER], indices, fps, size, config.decode_threads, channels_first=True)
+        decode_frames(members[fmt.VIDEO_MEMBER], indices, fps, size, config.decode_threads, into=into)
     except DecodeError as exc:
         raise SampleError("decode_error", str(exc)) from None

@@ -14,6 +14,7 @@ memory (VmHWM). Results as one JSON line (append it to docs/performance.md by ha
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -24,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
+from emoforge.media import clip_video_options
 from emoforge.shards.config import ShardsConfig
 from emoforge.shards.dataset import ShardDataset
 from emoforge.shards.sampling import SampleConfig
@@ -46,7 +48,9 @@ class _Epochs(IterableDataset):
 def make_corpus(folder: Path, clips: int, seconds: float, gop: int, fast_decode: bool) -> Path:
     import pandas as pd
 
-    curated = folder / f"curated-{clips}x{seconds}s-gop{gop}{'-fastdecode' if fast_decode else ''}"
+    options = clip_video_options(18, gop, fast_decode)
+    encoding = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:8]  # a new encoding: a new corpus
+    curated = folder / f"curated-{clips}x{seconds}s-gop{gop}{'-fastdecode' if fast_decode else ''}-{encoding}"
     if (curated / "manifest.parquet").is_file():
         return curated
     rng = np.random.default_rng(0)
