@@ -109,6 +109,24 @@ def _epoch_keys(out, rank: int, world: int, workers: int, epoch: int = 0, state=
     ]
 
 
+@pytest.mark.parametrize("stage", [1, 2])
+def test_worker_samples_equal_in_process_samples(built, stage):
+    """Workers decode uint8 pictures into shared memory (_SharedPictures); the main process decodes into plain arrays."""
+    out, _ = built
+    config = SampleConfig(stage=stage, size_px=64) if stage == 1 else STAGE2
+    in_process = {s["key"]: s for s in ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="uint8")}
+    dataset = ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="uint8")
+    pictures = ("target", "reference") if stage == 1 else ("frames", "reference")
+    seen = 0
+    for sample in DataLoader(dataset, batch_size=None, num_workers=2):
+        expected = in_process[sample["key"]]
+        for name in pictures:
+            assert sample[name].is_contiguous()
+            torch.testing.assert_close(sample[name], expected[name], rtol=0, atol=0)
+        seen += 1
+    assert seen == len(in_process) == 12
+
+
 def test_two_ranks_two_workers_see_every_sample_once(built):
     out, _ = built
     every = {k for s in load_index(out)["shards"] for k in s["keys"]}
