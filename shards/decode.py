@@ -54,6 +54,11 @@ class VideoPackets:
     def n_frames(self) -> int:
         return len(self.packets)
 
+    @property
+    def keyframes(self) -> list[int]:
+        """Frame indices of the keyframes, ascending."""
+        return sorted(p.index for p in self.packets if p.keyframe)
+
     def frame_index(self, pts: int) -> int:
         return int(round((pts - self.origin_pts) * self.time_base * self.fps))
 
@@ -83,10 +88,11 @@ def open_video(mp4_bytes: bytes, fps: float, threads: int = 1) -> VideoPackets:
     return video
 
 
-def decode_frames(mp4_bytes: bytes, indices, fps: float, size_px: tuple[int, int] | None = None, threads: int = 1,
+def decode_frames(mp4_bytes: "bytes | VideoPackets", indices, fps: float, size_px: tuple[int, int] | None = None, threads: int = 1,
                   channels_first: bool = False, into: list[np.ndarray] | None = None) -> np.ndarray | list[np.ndarray]:
     """Frames ``indices`` (any order, repeats allowed) as ``(len(indices), H, W, 3)`` uint8 RGB, or ``(3, len, H, W)``.
 
+    ``mp4_bytes`` may be a video already opened by :func:`open_video` (it is closed here).
     ``size_px = (height, width)`` resizes; None keeps the stored size. ``into``: one
     ``(3, H, W)`` uint8 destination per index (any strides, each plane contiguous), written
     plane by plane and returned; the caller owns the memory (e.g. shared with another process).
@@ -98,7 +104,7 @@ def decode_frames(mp4_bytes: bytes, indices, fps: float, size_px: tuple[int, int
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("no frame index asked for")
-    video = open_video(mp4_bytes, fps, threads)
+    video = mp4_bytes if isinstance(mp4_bytes, VideoPackets) else open_video(mp4_bytes, fps, threads)
     height, width = size_px if size_px is not None else (video.context.height, video.context.width)
     if into is not None:
         if len(into) != len(indices) or any(d.shape != (3, height, width) or d.dtype != np.uint8 for d in into):
@@ -119,7 +125,7 @@ def decode_frames(mp4_bytes: bytes, indices, fps: float, size_px: tuple[int, int
         with video.container:
             if max(indices) >= video.n_frames or min(indices) < 0:
                 raise DecodeError(f"frames {min(indices)}..{max(indices)} asked of a video with {video.n_frames} frames")
-            keyframes = sorted({p.index for p in video.packets if p.keyframe})
+            keyframes = video.keyframes
             if not keyframes or keyframes[0] > min(indices):
                 raise DecodeError("no keyframe before the first wanted frame")
             groups: dict[int, set[int]] = {}

@@ -44,12 +44,19 @@ class SampleConfig:
     use_cached_audio: bool = True  # the shard's audio.npy when present, else log-mel from the FLAC
     use_cached_latents: bool = False  # stages 2-3: "latents" from latents.npy instead of decoding frames
     decode_threads: int = 1
+    # Stages 2-3: "any" frame starts a window and any frame outside the f targets is the
+    # reference (uniform, the paper); "keyframes": both are drawn from the clip's keyframes
+    # (every 12th frame in curated clips), so no frame before them is decoded. Faster
+    # streaming for fewer distinct windows per clip (docs/format.md).
+    window_starts: str = "any"
 
     def __post_init__(self):
         if self.stage not in (1, 2, 3):
             raise ValueError(f"stage must be 1, 2 or 3, got {self.stage}")
         if self.frames < 1 or self.motion_frames < 0 or self.window_m < 0:
             raise ValueError("frames >= 1, motion_frames >= 0 and window_m >= 0 are required")
+        if self.window_starts not in ("any", "keyframes"):
+            raise ValueError(f"window_starts is 'any' or 'keyframes', got {self.window_starts!r}")
 
 
 def _window_index(frames: np.ndarray, m: int, n_frames: int) -> np.ndarray:
@@ -121,7 +128,7 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         reference = int(rng.integers(n_frames - 1))
         reference += reference >= target  # uniform over the other frames
         pictures = {"target": allocate((3, out, out), np.uint8), "reference": allocate((3, out, out), np.uint8)}
-        _decode(members, [target, reference], fps, size, config, list(pictures.values()))
+        _decode(members[fmt.VIDEO_MEMBER], [target, reference], fps, size, config, list(pictures.values()))
         return {
             **pictures,
             "face_mask": _face_mask(boxes, np.array([target]), clip_hw, (out, out)),
@@ -132,10 +139,19 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
     n, f, m = config.motion_frames, config.frames, config.window_m
     if n_frames < n + f:
         raise SampleError("too_short", f"{n_frames} frames < n + f = {n + f}")
-    start = int(rng.integers(n_frames - (n + f) + 1))
+    video = None  # opened here when the keyframes choose the frames
+    starts, references = np.arange(n_frames - (n + f) + 1), np.arange(n_frames)
+    if config.window_starts == "keyframes" and not config.use_cached_latents:
+        video = _open(members, fps, config)
+        keyframes = np.array(video.keyframes)
+        if keyframes[keyframes < len(starts)].size:  # else (no keyframe can start a window): uniform
+            starts, references = keyframes[keyframes < len(starts)], keyframes
+    start = int(rng.choice(starts))
     window = np.arange(start, start + n + f)
     targets = window[n:]
-    others = np.setdiff1d(np.arange(n_frames), targets)
+    others = np.setdiff1d(references, targets)
+    if not len(others):
+        others = np.setdiff1d(np.arange(n_frames), targets)
     reference = int(rng.choice(others)) if len(others) else int(window[0])
     if config.use_cached_latents:
         if fmt.LATENTS_MEMBER not in members:
@@ -149,7 +165,7 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
     else:
         pictures = {"frames": allocate((3, n + f, out, out), np.uint8), "reference": allocate((3, out, out), np.uint8)}
         into = [pictures["frames"][:, k] for k in range(n + f)] + [pictures["reference"]]  # (3, H, W) each
-        _decode(members, list(window) + [reference], fps, size, config, into)
+        _decode(video or members[fmt.VIDEO_MEMBER], list(window) + [reference], fps, size, config, into)
 
     neighbours = _window_index(targets, m, n_frames)  # (f, 2m+1)
     if config.use_cached_audio and fmt.AUDIO_FEATURES_MEMBER in members:
@@ -176,10 +192,19 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
     }
 
 
-def _decode(members, indices, fps, size, config: SampleConfig, into: list[np.ndarray]) -> None:
+def _open(members, fps: float, config: SampleConfig):
+    from emoforge.shards.decode import DecodeError, open_video
+
+    try:
+        return open_video(members[fmt.VIDEO_MEMBER], fps, config.decode_threads)
+    except DecodeError as exc:
+        raise SampleError("decode_error", str(exc)) from None
+
+
+def _decode(video, indices, fps, size, config: SampleConfig, into: list[np.ndarray]) -> None:
     from emoforge.shards.decode import DecodeError
 
     try:
-        decode_frames(members[fmt.VIDEO_MEMBER], indices, fps, size, config.decode_threads, into=into)
+        decode_frames(video, indices, fps, size, config.decode_threads, into=into)
     except DecodeError as exc:
         raise SampleError("decode_error", str(exc)) from None

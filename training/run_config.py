@@ -56,11 +56,16 @@ class DataConfig:
     num_workers: int = 4  # DataLoader workers per process
     shuffle_buffer: int = 32
     output_uint8: bool = True  # frames cross process boundaries as uint8, normalised on the device
+    window_starts: str = "any"  # "keyframes": windows and references on keyframes, faster streaming (docs/format.md)
     # Log-mel features (shards default) are standardised with these fixed values before the
     # audio projection (measured on the demo corpus, docs/training.md); wav2vec2 states use 0 / 1.
     audio_feature_mean: float = -7.3
     audio_feature_std: float = 3.9
     val_split: str = "val"
+
+    def __post_init__(self):
+        if self.window_starts not in ("any", "keyframes"):
+            raise UserError(f"data.window_starts is 'any' or 'keyframes', got {self.window_starts!r}")
 
 
 @dataclass(frozen=True)
@@ -260,4 +265,5 @@ def sample_config(config: RunConfig, stage: int | None = None, use_cached_latent
                         "must agree: the shards window audio and speed with one m")
     return SampleConfig(stage=stage or config.train.stage, size_px=model.resolution,
                         motion_frames=model.num_motion_frames, frames=model.num_frames,
-                        window_m=model.audio.window, use_cached_latents=use_cached_latents)
+                        window_m=model.audio.window, use_cached_latents=use_cached_latents,
+                        window_starts=config.data.window_starts)

@@ -85,7 +85,7 @@ def run(args) -> dict:
         curated = make_corpus(folder, args.clips, args.seconds, args.gop, not args.no_fast_decode)
         shards = folder / f"shards-{curated.name}"
     build_shards(curated, shards, ShardsConfig(val_fraction=0, test_fraction=0, shard_size_mb=64))
-    config = SampleConfig(stage=args.stage, size_px=512, motion_frames=4, frames=12, window_m=2)
+    config = SampleConfig(stage=args.stage, size_px=512, motion_frames=4, frames=12, window_m=2, window_starts=args.window_starts)
     dataset = ShardDataset(shards, config, split="train", shuffle_buffer=args.shuffle_buffer, output_dtype=args.dtype)
     n_clips = sum(1 for _ in (curated / "clips").glob("*.json"))
     epochs = int(np.ceil((args.samples + args.warmup) / n_clips)) + 1
@@ -110,6 +110,7 @@ def run(args) -> dict:
         "corpus": str(curated) if args.curated else f"synthetic {args.clips} x {args.seconds} s",
         "encoding": "curation's" if args.curated else f"gop {args.gop}, {'plain' if args.no_fast_decode else 'fastdecode'}",
         "dtype": args.dtype,
+        "window_starts": args.window_starts,
         "shuffle_buffer": args.shuffle_buffer,
         "samples": args.samples,
         "samples_per_s_per_worker": round(args.samples / elapsed, 2),
@@ -134,6 +135,7 @@ def main() -> None:
     parser.add_argument("--no-fast-decode", action="store_true", help="synthetic clips without x264's fastdecode tune")
     parser.add_argument("--stage", type=int, default=2)
     parser.add_argument("--dtype", default="float32", choices=("float32", "uint8"))
+    parser.add_argument("--window-starts", default="any", choices=("any", "keyframes"), help="SampleConfig.window_starts")
     parser.add_argument("--shuffle-buffer", type=int, default=32)
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=5)

@@ -127,6 +127,25 @@ def test_worker_samples_equal_in_process_samples(built, stage):
     assert seen == len(in_process) == 12
 
 
+def test_keyframe_windows_start_and_reference_on_keyframes(built):
+    out, _ = built
+    raws = _raw_samples(out)
+    config = SampleConfig(stage=2, size_px=64, motion_frames=4, frames=12, window_m=2, window_starts="keyframes")
+    samples = list(ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="uint8"))
+    assert len(samples) == 12
+    for sample in samples:
+        mp4 = raws[sample["key"]].members["mp4"]
+        with av.open(io.BytesIO(mp4)) as container:
+            keyframes = {int(round(float(p.pts * p.time_base) * 25)) for p in container.demux(video=0) if p.size and p.is_keyframe}
+        start, reference = int(sample["window_start"]), int(sample["reference_index"])
+        assert start in keyframes and reference in keyframes and not start + 4 <= reference < start + 16
+        frames = _all_frames(mp4)
+        np.testing.assert_array_equal(sample["frames"].permute(1, 2, 3, 0).numpy(), frames[start : start + 16])
+        np.testing.assert_array_equal(sample["reference"].permute(1, 2, 0).numpy(), frames[reference])
+    with pytest.raises(ValueError, match="window_starts"):
+        SampleConfig(window_starts="middle")
+
+
 def test_two_ranks_two_workers_see_every_sample_once(built):
     out, _ = built
     every = {k for s in load_index(out)["shards"] for k in s["keys"]}
