@@ -29,7 +29,11 @@ def register(subparsers) -> None:
     parser.add_argument("--focal-px", type=_positive_float, help="focal length in pixels (default: max(width, height))")
     parser.add_argument("--pose-method", choices=("pnp", "lift"), default="pnp", help="head pose method (default pnp)")
     parser.add_argument("--smoothing-frames", type=_non_negative_float, default=3.0,
-                        help="Gaussian sigma for the smoothed velocity, frames (default 3; 0 = none)")
+                        help="Gaussian sigma for the smoothed rotations (and the velocity with --no-flow), "
+                             "frames (default 3; 0 = none)")
+    parser.add_argument("--no-flow", action="store_true",
+                        help="velocity from consecutive head poses instead of the face's image flow (faster, "
+                             "less accurate)")
     parser.add_argument("--no-mesh", action="store_true", help="do not store the 478-point mesh per frame")
     parser.add_argument("--overwrite", action="store_true", help="relabel videos that already have labels")
     parser.set_defaults(run=_run_label)
@@ -74,6 +78,7 @@ def _run_label(args: argparse.Namespace) -> int:
         focal_px=args.focal_px,
         pose_method=args.pose_method,
         smoothing_sigma_frames=args.smoothing_frames,
+        flow_velocity=not args.no_flow,
         store_mesh=not args.no_mesh,
         wav2vec2_dir=str(Path(args.wav2vec2).resolve()) if args.wav2vec2 else None,
     )

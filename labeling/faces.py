@@ -5,6 +5,15 @@
   frames and on every frame where the short-range model finds nothing; the two sets of
   boxes are merged by non-maximum suppression (IoU ≥ 0.5 keeps the higher score).
   Boxes are MediaPipe's, in displayed pixels, ``box_xyxy_px = (x0, y0, x1, y1)``.
+  *Small faces*: both models see the whole frame at 128 / 192 px, where a face under ~6 %
+  of the frame is a few pixels and is found in few frames, if any. So on frames where the
+  caller asks (``search_tiles``: the labeler asks at a shot's first frame and every
+  ``tile_every`` frames after) and neither model finds a face, the full-range model also
+  looks at overlapping square tiles of the frame (:func:`square_tiles`: the frame's short
+  side, two for 16:9), which shows it such a face 1.5-2x larger; and a face the caller
+  saw in the previous frame (``follow_boxes``: the labeler passes its small meshed faces)
+  that the whole-frame models miss is looked for by the short-range model on a crop of
+  ``follow_context`` times its size around where it was.
 - :class:`FaceMesher` runs MediaPipe's face mesh (478 points with iris refinement) in
   tracking mode (``static_image_mode=False``): it re-detects only when tracking is
   lost. Points are lifted to pixels on every axis: ``(x·W, y·H, z·W)`` — MediaPipe's z
@@ -21,6 +30,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +48,8 @@ class Detection:
     model: int  # SHORT_RANGE or FULL_RANGE
     track_id: int = -1
     mesh_px: np.ndarray | None = None  # (478, 3) float32 when the mesh tracked this face
+    flow_px: np.ndarray | None = None  # (478, 2) float32 landmark motion since the previous frame (flow.py)
+    tiled: bool = False  # found only by the tiled search (a hypothesis until another pass finds it too)
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,32 +79,71 @@ def _mediapipe():
     return require("mediapipe", "faces")
 
 
-class FaceDetector:
-    """MediaPipe face detection, short- and full-range, merged."""
+def square_tiles(width: int, height: int, overlap: float = 0.1) -> list[tuple[int, int, int, int]]:
+    """Overlapping square tiles ``(x0, y0, x1, y1)`` of the frame's short side along its long side
+    (at least ``overlap`` of a tile shared by neighbours); one tile for a square frame."""
+    side, long = min(width, height), max(width, height)
+    count = 1 if long <= side else int(np.ceil((long - overlap * side) / ((1.0 - overlap) * side)))
+    starts = np.linspace(0, long - side, count).round().astype(int) if count > 1 else [0]
+    if width >= height:
+        return [(int(x), 0, int(x) + side, height) for x in starts]
+    return [(0, int(y), width, int(y) + side) for y in starts]
 
-    def __init__(self, min_score: float = 0.5, full_range_every: int = 5):
+
+def _holds(box: np.ndarray, point: np.ndarray) -> bool:
+    return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
+
+
+class FaceDetector:
+    """MediaPipe face detection, short- and full-range, merged; tiles and crops for small faces."""
+
+    def __init__(self, min_score: float = 0.5, full_range_every: int = 5, follow_context: float = 4.0):
         mp = _mediapipe()
         self.min_score = min_score
         self.full_range_every = max(1, int(full_range_every))
+        self.follow_context = float(follow_context)
         self._short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_score)
         self._full = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
 
-    def detect(self, rgb: np.ndarray, frame_index: int = 0) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, frame_index: int = 0, follow_boxes=(), search_tiles: bool = False
+               ) -> list[Detection]:
+        """Faces in ``rgb``; ``follow_boxes``: ``(4,)`` boxes of small faces in the previous frame;
+        ``search_tiles``: look at tiles too if the whole frame shows no face."""
+        height, width = rgb.shape[:2]
         found = self._run(self._short, rgb, SHORT_RANGE)
+        for box in follow_boxes:
+            centre = (np.asarray(box[:2]) + np.asarray(box[2:])) / 2.0
+            if not any(_holds(d.box_xyxy_px, centre) for d in found):
+                half = self.follow_context * max(box[2] - box[0], box[3] - box[1], 8.0) / 2.0
+                region = (int(max(0, centre[0] - half)), int(max(0, centre[1] - half)),
+                          int(min(width, centre[0] + half)), int(min(height, centre[1] + half)))
+                found += [d for d in self._run(self._short, rgb, SHORT_RANGE, region)
+                          if _holds(d.box_xyxy_px, centre) or _holds(box, (d.box_xyxy_px[:2] + d.box_xyxy_px[2:]) / 2)]
         if not found or frame_index % self.full_range_every == 0:
             found += self._run(self._full, rgb, FULL_RANGE)
+        if not found and search_tiles:
+            for region in square_tiles(width, height):
+                for det in self._run(self._full, rgb, FULL_RANGE, region):
+                    det.tiled = True
+                    found.append(det)
         return non_max_suppression(found)
 
-    def _run(self, model, rgb: np.ndarray, kind: int) -> list[Detection]:
+    def _run(self, model, rgb: np.ndarray, kind: int, region=None) -> list[Detection]:
+        """Detections of ``model`` on ``rgb`` or on its ``region`` ``(x0, y0, x1, y1)``, in frame pixels."""
         height, width = rgb.shape[:2]
-        result = model.process(rgb)
+        x0, y0, x1, y1 = region if region is not None else (0, 0, width, height)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        image = rgb if region is None else np.ascontiguousarray(rgb[y0:y1, x0:x1])
+        result = model.process(image)
         out = []
         for det in result.detections or ():
             rel = det.location_data.relative_bounding_box
             box = np.array(
-                [rel.xmin * width, rel.ymin * height, (rel.xmin + rel.width) * width, (rel.ymin + rel.height) * height]
+                [x0 + rel.xmin * (x1 - x0), y0 + rel.ymin * (y1 - y0),
+                 x0 + (rel.xmin + rel.width) * (x1 - x0), y0 + (rel.ymin + rel.height) * (y1 - y0)]
             )
-            box = np.clip(box, 0, [width, height, width, height])
+            box = np.clip(box, [x0, y0, x0, y0], [x1, y1, x1, y1])
             if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                 out.append(Detection(box, float(det.score[0]), kind))
         return out
@@ -100,6 +151,13 @@ class FaceDetector:
     def close(self) -> None:
         self._short.close()
         self._full.close()
+
+
+def _landmarks(landmarks, dtype) -> np.ndarray:
+    """MediaPipe's landmark list -> ``(N, 3)`` normalised x, y, z (``fromiter``: a third faster
+    than a list of tuples, and the mesh is read every frame)."""
+    values = itertools.chain.from_iterable((p.x, p.y, p.z) for p in landmarks)
+    return np.fromiter(values, dtype, 3 * len(landmarks)).reshape(-1, 3)
 
 
 class FaceMesher:
@@ -126,8 +184,7 @@ class FaceMesher:
         result = self._mesh.process(rgb)
         meshes = []
         for face in result.multi_face_landmarks or ():
-            points = np.array([(p.x, p.y, p.z) for p in face.landmark], dtype=np.float32)
-            meshes.append(points * np.array([width, height, width], dtype=np.float32))
+            meshes.append(_landmarks(face.landmark, np.float32) * np.array([width, height, width], dtype=np.float32))
         return meshes
 
     def close(self) -> None:
@@ -159,7 +216,7 @@ class CropMesher:
         result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
-        points = np.array([(p.x, p.y, p.z) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
+        points = _landmarks(result.multi_face_landmarks[0].landmark, np.float64)
         points *= self.crop_px  # crop pixels on every axis (z on x's scale)
         mesh = np.empty_like(points)
         mesh[:, 0] = (points[:, 0] - half) / scale + centre_x
@@ -172,6 +229,48 @@ class CropMesher:
 
     def close(self) -> None:
         self._mesh.close()
+
+
+def mesh_box(mesh_px: np.ndarray) -> np.ndarray:
+    """``(4,)`` tight xyxy box of a mesh's points."""
+    return np.r_[mesh_px[:, :2].min(axis=0), mesh_px[:, :2].max(axis=0)].astype(np.float64)
+
+
+def drop_duplicate_faces(detections: list[Detection], last_face_boxes: dict | None = None,
+                         min_cover: float = 0.3) -> list[Detection]:
+    """One face, one detection: after meshing, drop a detection without a mesh that is another
+    detection's meshed face — its box covers at least ``min_cover`` of that face's mesh box, or
+    its track's last mesh box (``last_face_boxes``: track id -> box) overlaps that one by IoU
+    ≥ 0.5 — and the lower-scored of two whose mesh boxes overlap by IoU ≥ 0.5. (A small face can
+    be found twice — a tight box from a crop and a loose one, several times its size and off
+    centre, from a whole-frame model — with boxes too different for non-maximum suppression.)"""
+    if len(detections) < 2:
+        return detections
+    last_face_boxes = last_face_boxes or {}
+    meshed = [d for d in detections if d.mesh_px is not None]
+    boxes = {id(d): mesh_box(d.mesh_px) for d in meshed}
+
+    def covered(box: np.ndarray, face: np.ndarray) -> float:
+        width = min(box[2], face[2]) - max(box[0], face[0])
+        height = min(box[3], face[3]) - max(box[1], face[1])
+        area = (face[2] - face[0]) * (face[3] - face[1])
+        return max(width, 0.0) * max(height, 0.0) / area if area > 0 else 0.0
+
+    def same_face(det: Detection, face: np.ndarray) -> bool:
+        last = last_face_boxes.get(det.track_id)
+        return covered(det.box_xyxy_px, face) >= min_cover or (
+            last is not None and box_iou(last, face)[0, 0] >= 0.5)
+
+    kept = [d for d in detections if d.mesh_px is not None
+            or not any(same_face(d, boxes[id(m)]) for m in meshed)]
+    out: list[Detection] = []
+    for det in sorted(kept, key=lambda d: -d.score):
+        if det.mesh_px is not None and any(
+            o.mesh_px is not None and box_iou(boxes[id(det)], boxes[id(o)])[0, 0] >= 0.5 for o in out
+        ):
+            continue
+        out.append(det)
+    return [d for d in detections if any(d is o for o in out)]
 
 
 def attach_meshes(detections: list[Detection], meshes: list[np.ndarray]) -> None:

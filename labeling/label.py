@@ -31,16 +31,25 @@ class LabelConfig:
 
     min_face_score: float = 0.5
     full_range_every: int = 5  # frames; also on every frame the short-range model finds nothing
+    tile_every: int = 10  # a shot's first frame and every 10th: if no face, the full-range model on tiles (0: never)
+    follow_small_below: float = 0.15  # meshed faces smaller than this x the short side: looked for on a crop next frame
     max_mesh_faces: int = 2
     crop_mesh: bool = True  # mesh a detection the tracking mesh missed on an upscaled crop (faces.CropMesher)
     min_track_mesh_fraction: float = 0.5  # a track with fewer of its detections meshed is not a face: dropped
     cut_threshold: float = 30.0
     pose_method: str = "pnp"  # "pnp" or "lift" (emoforge.labeling.pose)
     focal_px: float | None = None  # default max(W, H)
-    smoothing_sigma_frames: float = 3.0
+    smoothing_sigma_frames: float = 3.0  # rotation_smoothed; and the velocity without flow
+    # Velocity from the image motion of the face between frames (labeling/flow.py, pose.flow_steps):
+    # the steps chained and smoothed with σ = flow_smoothing_sigma_frames, blending to
+    # σ = flow_fast_smoothing_sigma_frames for fast turns (below). Without flow: from consecutive
+    # poses, σ = smoothing_sigma_frames blending to σ = fast_smoothing_sigma_frames.
+    flow_velocity: bool = True
+    flow_smoothing_sigma_frames: float = 2.0
+    flow_fast_smoothing_sigma_frames: float = 0.5
     # Fast turns: a σ = 3 frame Gaussian halves a 1.5 Hz head shake's speed, so above
-    # fast_from_deg_per_s the velocity blends to the σ = fast_smoothing_sigma_frames one,
-    # fully at fast_full_deg_per_s (velocity.blend_by_speed; docs/labeling.md, Results).
+    # fast_from_deg_per_s the velocity blends to the lightly smoothed one, fully at
+    # fast_full_deg_per_s (velocity.blend_by_speed; docs/labeling.md, Results).
     fast_smoothing_sigma_frames: float = 1.0
     fast_from_deg_per_s: float = 30.0
     fast_full_deg_per_s: float = 60.0
@@ -151,9 +160,9 @@ def _label(path: Path, meta: dict, config: LabelConfig, shot_starts) -> VideoLab
         shots = _shots_stage(frames, envelope, config)
     with timer.step("pose"):
         dominant = _dominant_arrays(frames, shots, n)
-        pose = _pose_stage(frames, dominant["dominant_track_id"], intrinsics, config)
+        pose, steps = _pose_stage(frames, dominant["dominant_track_id"], intrinsics, config)
     with timer.step("velocity"):
-        velocity = _velocity_stage(pose, frames, config)
+        velocity = _velocity_stage(pose, frames, config, steps)
 
     audio_arrays = {}
     if samples is not None:
@@ -233,6 +242,7 @@ class _Frames:
     det_track: np.ndarray
     det_mouth: np.ndarray
     det_mesh: list  # per detection: (478, 3) float32 or None
+    det_flow: list | None = None  # per detection: (478, 2) float32 landmark motion from the previous frame, or None
     det_face_box: np.ndarray | None = None  # (N, 4) the face box: tight box of the mesh
 
     def __post_init__(self):
@@ -265,16 +275,24 @@ def _face_boxes(det_box: np.ndarray, meshes: list, track: np.ndarray) -> np.ndar
 
 
 def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
-    """Decode once; per frame: cut check, detection, mesh (reset at cuts), tracking."""
-    from emoforge.labeling.faces import CropMesher, FaceDetector, FaceMesher, FaceTracker, attach_meshes
+    """Decode once; per frame: cut check, detection (tiles and crops for small faces), mesh (reset
+    at cuts), crop mesh, one detection per face, tracking, landmark flow from the previous frame."""
+    from emoforge.labeling.faces import (CropMesher, FaceDetector, FaceMesher, FaceTracker, attach_meshes,
+                                         drop_duplicate_faces, mesh_box)
+    from emoforge.labeling.flow import LandmarkFlow
     from emoforge.labeling.shots import CutDetector
     from emoforge.labeling.sync import mouth_opening
     from emoforge.labeling.video import VideoError, iter_frames
 
     detector = FaceDetector(config.min_face_score, config.full_range_every)
+    since_cut = 0  # frames since the shot started: the tiled small-face search's schedule
+    follow: list[np.ndarray] = []  # face boxes of the previous frame's small meshed faces
+    last_face_box: dict[int, np.ndarray] = {}  # track -> its last mesh box
     mesher = FaceMesher(config.max_mesh_faces)
     crop_mesher = CropMesher() if config.crop_mesh else None
     crop_tries: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # track -> [tries, meshes found]
+    flow = LandmarkFlow() if config.flow_velocity else None
+    previous_rgb, previous_meshes = None, {}  # the last frame, and its meshes by track
     tracker = FaceTracker()
     cuts = CutDetector(config.cut_threshold)
     known_starts = set(shot_starts or ())
@@ -297,8 +315,13 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                 shot += 1
                 tracker.cut()
                 mesher.reset()
+                previous_meshes = {}
+                follow = []
+                since_cut = 0
             with timer.step("detect"):
-                detections = detector.detect(frame.rgb, frame.index)
+                search = config.tile_every > 0 and since_cut % config.tile_every == 0
+                detections = detector.detect(frame.rgb, frame.index, follow, search_tiles=search)
+            since_cut += 1
             with timer.step("mesh"):
                 attach_meshes(detections, mesher.process(frame.rgb) if detections else [])
             with timer.step("tracks"):
@@ -311,6 +334,19 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                             det.mesh_px = crop_mesher.mesh_for(frame.rgb, det.box_xyxy_px)
                             tries[0] += 1
                             tries[1] += det.mesh_px is not None
+            with timer.step("tracks"):
+                detections = drop_duplicate_faces(detections, last_face_box)
+                boxes = {d.track_id: mesh_box(d.mesh_px) for d in detections if d.mesh_px is not None}
+                last_face_box.update(boxes)
+                follow = _small_faces(boxes.values(), config.follow_small_below * min(frame.rgb.shape[:2]))
+            if flow is not None:
+                with timer.step("flow"):
+                    for det in detections:
+                        before = previous_meshes.get(det.track_id)
+                        if det.mesh_px is not None and before is not None:
+                            det.flow_px = flow.flow(previous_rgb, frame.rgb, before)
+                    previous_rgb = frame.rgb
+                    previous_meshes = {d.track_id: d.mesh_px for d in detections if d.mesh_px is not None}
             times.append(frame.time_s)
             shot_ids.append(shot)
             rows.extend((frame.index, d) for d in detections)
@@ -323,7 +359,7 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
         mesher.close()
         if crop_mesher is not None:
             crop_mesher.close()
-    rows = _drop_meshless_tracks(rows, config.min_track_mesh_fraction)
+    rows = _drop_unconfirmed_tracks(_drop_meshless_tracks(rows, config.min_track_mesh_fraction))
     nan_mesh = np.full((LANDMARKS, 3), np.nan, dtype=np.float32)
     meshes = [d.mesh_px for _, d in rows]
     return _Frames(
@@ -338,7 +374,13 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
             [mouth_opening(m if m is not None else nan_mesh) for m in meshes], dtype=np.float32
         ),
         det_mesh=meshes,
+        det_flow=[d.flow_px for _, d in rows],
     )
+
+
+def _small_faces(mesh_boxes, max_side_px: float) -> list[np.ndarray]:
+    """The ``(4,)`` mesh boxes whose larger side is under ``max_side_px``."""
+    return [box for box in mesh_boxes if max(box[2] - box[0], box[3] - box[1]) < max_side_px]
 
 
 def split_shots_where_faces_change(shot_id: np.ndarray, det_frame: np.ndarray, det_track: np.ndarray,
@@ -395,6 +437,17 @@ def _drop_meshless_tracks(rows: list, min_fraction: float) -> list:
         meshed[det.track_id] += det.mesh_px is not None
     keep = {t for t in total if meshed[t] >= min_fraction * total[t]}
     return [(f, d) for f, d in rows if d.track_id in keep]
+
+
+def _drop_unconfirmed_tracks(rows: list) -> list:
+    """Drop the tracks found only by the tiled small-face search (``Detection.tiled``).
+
+    A face the tiles find is followed on the next frames by the short-range model on a crop
+    (or seen by the whole-frame models), so its track holds other detections; a track of
+    tiled detections alone is a hypothesis nothing confirmed — on this footage, a head
+    stamped on a coin that the static crop mesh took for a face, in one frame."""
+    confirmed = {det.track_id for _, det in rows if not det.tiled}
+    return [(f, d) for f, d in rows if d.track_id in confirmed]
 
 
 def _per_frame_by_time(segments, time_s: np.ndarray, fps: float) -> np.ndarray:
@@ -494,40 +547,56 @@ def _dominant_arrays(frames: _Frames, shots: list[dict], n: int) -> dict[str, np
     return {"dominant_track_id": track, "box_xyxy_px": box, "mesh_px": mesh}
 
 
-def _pose_stage(frames: _Frames, dominant_track: np.ndarray, intrinsics, config: LabelConfig) -> dict[str, np.ndarray]:
-    """Raw (unsmoothed) 6-DoF pose of the dominant face, track by track."""
+def _pose_stage(frames: _Frames, dominant_track: np.ndarray, intrinsics,
+                config: LabelConfig) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Raw (unsmoothed) 6-DoF pose of the dominant face, track by track; and the rotation steps
+    between consecutive frames measured from the image flow, ``(F, 3, 3)`` (NaN: none)."""
     from emoforge.labeling.pose import estimate_pose_track
 
     n = len(dominant_track)
     mesh = np.full((n, LANDMARKS, 3), np.nan)
+    flow = np.full((n, LANDMARKS, 2), np.nan) if frames.det_flow is not None else None
     for row, (f, t) in enumerate(zip(frames.det_frame, frames.det_track)):
         if dominant_track[f] == t and frames.det_mesh[row] is not None:
             mesh[f] = frames.det_mesh[row]
+            if flow is not None and frames.det_flow[row] is not None:
+                flow[f] = frames.det_flow[row]
     rotation = np.full((n, 3, 3), np.nan)
     translation = np.full((n, 3), np.nan)
     euler = np.full((n, 3), np.nan)
     reprojection = np.full(n, np.nan)
+    steps = np.full((n, 3, 3), np.nan)
     for track_id in np.unique(dominant_track[dominant_track >= 0]):
         index = np.flatnonzero(dominant_track == track_id)
-        result = estimate_pose_track(mesh[index], intrinsics, config.pose_method)
+        track_flow = None
+        if flow is not None:
+            track_flow = flow[index]
+            track_flow[np.r_[True, np.diff(index) != 1]] = np.nan  # a step needs the frame just before
+        result = estimate_pose_track(mesh[index], intrinsics, config.pose_method, track_flow)
         rotation[index], translation[index] = result.rotation, result.translation_mm
         euler[index], reprojection[index] = result.euler_deg, result.reprojection_px
+        if result.step_rotation is not None:
+            steps[index] = result.step_rotation
     valid = np.all(np.isfinite(rotation), axis=(1, 2))
-    return {
+    arrays = {
         "pose_valid": valid,
         "rotation": rotation,
         "yaw_pitch_roll_deg": euler.astype(np.float32),
         "translation_mm": translation.astype(np.float32),
         "pose_reprojection_px": reprojection.astype(np.float32),
     }
+    return arrays, steps
 
 
-def _velocity_stage(pose: dict, frames: _Frames, config: LabelConfig) -> dict[str, np.ndarray]:
-    """Raw velocity from raw rotations; the smoothed one from Gaussian-smoothed rotations (velocity.py).
+def _velocity_stage(pose: dict, frames: _Frames, config: LabelConfig,
+                    steps: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Raw velocity from raw rotations; the labelled one from the flow steps, chained and
+    Gaussian-smoothed (``config.flow_velocity``), else from Gaussian-smoothed rotations (velocity.py).
 
     Runs are split by shot, by track (a new dominant track), and at jumps above
     ``max_velocity_deg_per_frame`` (a face swap inside a shot is not a head turn)."""
-    from emoforge.labeling.velocity import blend_by_speed, smooth_rotations, velocity_deg_per_frame
+    from emoforge.labeling.velocity import (blend_by_speed, chain_rotations, smooth_rotations,
+                                            velocity_deg_per_frame)
 
     valid = pose["pose_valid"]
     raw = velocity_deg_per_frame(pose["rotation"], valid, frames.shot_id)
@@ -543,10 +612,15 @@ def _velocity_stage(pose: dict, frames: _Frames, config: LabelConfig) -> dict[st
     first_of_run = valid & ~np.concatenate([[False], valid[:-1] & (segment[1:] == segment[:-1])])
     step_s = np.where(first_of_run, np.roll(step_s, -1), step_s)
     step_s = np.where(step_s > 0, step_s, np.nan)
-    if config.fast_smoothing_sigma_frames < config.smoothing_sigma_frames:
-        light = velocity_deg_per_frame(
-            smooth_rotations(pose["rotation"], valid, segment, config.fast_smoothing_sigma_frames), valid, segment
-        )
+    source, heavy_sigma, light_sigma = pose["rotation"], config.smoothing_sigma_frames, config.fast_smoothing_sigma_frames
+    if config.flow_velocity and steps is not None:
+        # the flow's steps, chained; frames without one take the smoothed rotations' step
+        source = chain_rotations(pose["rotation"], steps, valid, segment, fallback=smoothed_rotation,
+                                 max_step_deg=config.max_velocity_deg_per_frame)
+        heavy_sigma, light_sigma = config.flow_smoothing_sigma_frames, config.flow_fast_smoothing_sigma_frames
+        smooth = velocity_deg_per_frame(smooth_rotations(source, valid, segment, heavy_sigma), valid, segment)
+    if light_sigma < heavy_sigma:
+        light = velocity_deg_per_frame(smooth_rotations(source, valid, segment, light_sigma), valid, segment)
         smooth = blend_by_speed(smooth, light, smooth / step_s, config.fast_from_deg_per_s, config.fast_full_deg_per_s)
     return {
         "velocity_raw_deg_per_frame": raw.astype(np.float32),

@@ -30,8 +30,9 @@ import numpy as np
 from emoforge.errors import UserError
 
 SPEED_BUCKETS_VERSION = 1
-# The narrowest bucket a corpus gets: ~3x the labeler's mean velocity error on talking
-# heads (3.1°/s, docs/labeling.md), so that labels land in their true bucket.
+# The narrowest bucket a corpus gets, so that labels land in their true bucket: set at ~3x
+# the labeler's mean velocity error on talking heads when that was 3.1°/s; with velocity
+# from the image flow it is 1.3°/s mean, 5°/s p95 (docs/labeling.md), and 10 is kept.
 CORPUS_MIN_WIDTH_DEG_PER_S = 10.0
 VELOCITY_UNIT = "deg_per_s"
 
@@ -109,8 +110,8 @@ def fit_speed_buckets(
     buckets from 0 to the 99th percentile (or ``max_deg_per_s``).
 
     ``min_width_deg_per_s``: a bucket narrower than the labels' own velocity error cannot
-    be told from its neighbour (the labeler's error on talking heads is ~3°/s mean,
-    ~9°/s p95, docs/labeling.md), so narrower buckets are merged upwards and the corpus
+    be told from its neighbour (the labeler's error on talking heads is ~1.3°/s mean,
+    ~5°/s p95, docs/labeling.md), so narrower buckets are merged upwards and the corpus
     gets fewer, wider buckets. 0 keeps exactly ``d``.
     """
     if d < 1:

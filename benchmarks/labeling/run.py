@@ -1,6 +1,6 @@
 """Score `emoforge label` against generated footage whose truth is known (docs/labeling.md).
 
-    .venv/bin/python benchmarks/labeling/run.py --footage DIR [--out DIR] [--reuse]
+    .venv/bin/python benchmarks/labeling/run.py --footage DIR [--out DIR] [--reuse] [--set KEY=VALUE ...]
     .venv/bin/python benchmarks/labeling/run.py --generate 8 --minutes 0.5 --out DIR
 
 ``--footage`` takes a folder written by ``emoforge footage`` (``*.truth.json`` beside
@@ -46,6 +46,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/labeling/out")
     parser.add_argument("--buckets", type=int, default=8, help="the default speed buckets d (others are swept too)")
     parser.add_argument("--reuse", action="store_true", help="score existing labels with the same configuration")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="LabelConfig override, e.g. flow_velocity=false tile_every=0 (repeatable)")
     args = parser.parse_args(argv)
 
     out = Path(args.out)
@@ -60,12 +62,12 @@ def main(argv=None) -> int:
         sys.stderr.write(f"error: no *.truth.json in {footage}\n")
         return 2
 
-    from emoforge.labeling.label import LabelConfig, label_video
+    from emoforge.labeling.label import label_video
     from emoforge.labeling.labels import paths_for, read_labels
 
     if not args.reuse:
         _warm_up(out)
-    config = LabelConfig()
+    config = label_config(args.set)
     rows, shots, timing, problems = [], [], [], []
     for truth_path in truths:
         truth = json.loads(truth_path.read_text())
@@ -107,6 +109,32 @@ def main(argv=None) -> int:
     (out / "frames.json").write_text(json.dumps(rows) + "\n")
     print(json.dumps(results, indent=1))
     return 0
+
+
+def label_config(overrides: list[str]):
+    """``LabelConfig`` with ``key=value`` overrides, each value parsed as its field's default's type."""
+    from dataclasses import fields, replace
+
+    from emoforge.labeling.label import LabelConfig
+
+    config = LabelConfig()
+    defaults = {f.name: getattr(config, f.name) for f in fields(config)}
+    changes = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in defaults:
+            raise SystemExit(f"error: no LabelConfig field {key!r}")
+        default = defaults[key]
+        if isinstance(default, bool):
+            changes[key] = value.lower() in ("1", "true", "yes")
+        elif default is None:  # focal_px (a number) or wav2vec2_dir (a path)
+            try:
+                changes[key] = None if value.lower() == "none" else float(value)
+            except ValueError:
+                changes[key] = value
+        else:
+            changes[key] = type(default)(value)
+    return replace(config, **changes)
 
 
 def _config_dict(config) -> dict:
@@ -351,6 +379,8 @@ def summarise(rows, shots, timing, truths, labels_dir: Path, d_default: int) -> 
             "roll_bias_deg": round(float(errors[:, 2].mean()), 3),
             "velocity_error_deg_per_s": _stats(label_v - truth_v),
             "velocity_bias_deg_per_s": round(float(np.mean(label_v - truth_v)), 3) if len(with_v) else None,
+            # label = slope * truth + c: below 1, the labels compress the speed (MediaPipe's landmarks do)
+            "velocity_slope": round(float(np.polyfit(truth_v, label_v, 1)[0]), 3) if len(with_v) > 2 else None,
             "raw_velocity_error_deg_per_frame": _stats(raw_err),
             "truth_mean_velocity_deg_per_s": round(float(truth_v.mean()), 3) if len(truth_v) else None,
         }

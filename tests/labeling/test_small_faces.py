@@ -66,3 +66,84 @@ def test_shot_is_split_where_its_faces_change():
     steady_frames, steady_ids = np.r_[steady, np.arange(30, 50)], np.r_[[0] * 100, [1] * 20]
     steady_shots, steady_tracks = split_shots_where_faces_change(shot_id[:100], steady_frames, steady_ids)
     assert (steady_shots == 0).all() and (steady_tracks == steady_ids).all()
+
+
+def test_square_tiles_cover_the_frame_with_overlap():
+    from emoforge.labeling.faces import square_tiles
+
+    assert square_tiles(1280, 720) == [(0, 0, 720, 720), (560, 0, 1280, 720)]
+    assert square_tiles(720, 1280) == [(0, 0, 720, 720), (0, 560, 720, 1280)]
+    assert square_tiles(480, 480) == [(0, 0, 480, 480)]
+    wide = square_tiles(1920, 480)  # 4:1: five tiles, neighbours sharing at least 10 %
+    assert len(wide) == 5 and wide[0][0] == 0 and wide[-1][2] == 1920
+    assert all(b[0] <= a[2] - 48 for a, b in zip(wide, wide[1:]))
+
+
+def test_detector_finds_a_small_face_by_tiles_then_follows_it():
+    """A ~40 px face in a 1280x720 frame: the whole-frame models miss it; the full-range model on
+    square tiles (asked for, on a frame without faces) finds it; given its box from the previous
+    frame, the short-range model on a crop around it finds it on any frame."""
+    import cv2
+    import skimage.data
+
+    from emoforge.labeling.faces import FaceDetector
+
+    head = skimage.data.astronaut()[0:300, 100:350]
+    small = cv2.resize(head, (83, 100), interpolation=cv2.INTER_AREA)  # the face ~40 px wide
+    frame = np.full((720, 1280, 3), 120, np.uint8)
+    frame[400:500, 900:983] = small
+    face_centre = np.array([938.0, 437.0])
+    detector = FaceDetector()
+    try:
+        off_schedule = detector.detect(frame, frame_index=3)
+        tiled = detector.detect(frame, frame_index=3, search_tiles=True)
+        face_box = np.array([918.0, 414.0, 958.0, 460.0])  # the mesh box the labeler passes on
+        followed = detector.detect(frame, frame_index=3, follow_boxes=[face_box])
+    finally:
+        detector.close()
+
+    def on_face(found):
+        return [d for d in found if d.box_xyxy_px[0] <= face_centre[0] <= d.box_xyxy_px[2]
+                and d.box_xyxy_px[1] <= face_centre[1] <= d.box_xyxy_px[3]]
+
+    assert not on_face(off_schedule)
+    assert len(on_face(tiled)) == 1 and len(on_face(followed)) == 1
+    assert on_face(tiled)[0].tiled and not on_face(followed)[0].tiled
+    for det in on_face(tiled) + on_face(followed):
+        width = det.box_xyxy_px[2] - det.box_xyxy_px[0]
+        assert 25 <= width <= 90  # the face's size, in frame pixels
+
+
+def test_one_face_found_twice_is_counted_once():
+    """A tight box (crop) and a loose one four times the face's size (whole frame), on one face:
+    the loose one without a mesh is dropped; of two meshed detections of one face the better
+    scored stays; a face elsewhere stays."""
+    from emoforge.labeling.faces import drop_duplicate_faces
+
+    def meshed(x0, y0, size, score):
+        mesh = np.zeros((478, 3), np.float32)
+        mesh[:, 0] = np.linspace(x0, x0 + size, 478)
+        mesh[:, 1] = np.linspace(y0, y0 + size, 478)[::-1]
+        return Detection(np.array([x0, y0, x0 + size, y0 + size], float), score, 0, mesh_px=mesh)
+
+    tight = meshed(353, 201, 50, 0.95)
+    loose = Detection(np.array([288.0, 235.0, 489.0, 436.0]), 0.6, 0)  # covers 40 % of the face
+    twin = meshed(355, 203, 50, 0.7)
+    other = meshed(900, 200, 50, 0.9)
+    elsewhere = Detection(np.array([600.0, 500.0, 700.0, 600.0]), 0.8, 1)
+    kept = drop_duplicate_faces([loose, tight, twin, other, elsewhere])
+    assert kept == [tight, other, elsewhere]
+    # the loose box drifted below the face (7 % of it covered); its track last meshed this face
+    drifted = Detection(np.array([300.0, 253.0, 482.0, 436.0]), 0.56, 0, track_id=8)
+    assert drop_duplicate_faces([tight, drifted]) == [tight, drifted]
+    last = {8: np.array([354.0, 203.0, 402.0, 255.0])}
+    assert drop_duplicate_faces([tight, drifted], last) == [tight]
+
+
+def test_tracks_only_the_tiled_search_found_are_dropped():
+    from emoforge.labeling.label import _drop_unconfirmed_tracks
+
+    rows = [(0, Detection(np.zeros(4), 0.6, 1, track_id=0, tiled=True)),  # a coin, once
+            (10, Detection(np.zeros(4), 0.7, 1, track_id=1, tiled=True)),  # a small face ...
+            (11, Detection(np.zeros(4), 0.9, 0, track_id=1))]  # ... followed on the next frame
+    assert [d.track_id for _, d in _drop_unconfirmed_tracks(rows)] == [1, 1]
