@@ -189,8 +189,6 @@ class ShardDataset(IterableDataset):
 
     def __iter__(self):
         in_worker = get_worker_info() is not None
-        if in_worker:
-            _one_core_per_worker()
         slot, slots = self.slot()
         workers = slots // self.world_size
         start_position, skipped = 0, 0
@@ -294,19 +292,6 @@ class _SharedPictures:
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
         return self._tensors.pop(array.__array_interface__["data"][0])
-
-
-def _one_core_per_worker() -> None:
-    """A dataloader worker is one core: no BLAS or OpenCV thread pools (torch already sets itself to 1).
-
-    Multithreaded OpenBLAS in a worker whose cores are busy spins: the log-mel
-    projection (an 80 x 257 matrix product) took 4 ms instead of 0.2 ms, 30 ms a sample.
-    """
-    import cv2
-    from threadpoolctl import threadpool_limits
-
-    cv2.setNumThreads(1)
-    threadpool_limits(1)
 
 
 def unit_range(pixels_uint8: np.ndarray) -> np.ndarray:
