@@ -132,8 +132,8 @@ class ShardDataset(IterableDataset):
         self.shuffle_buffer = int(shuffle_buffer)
         self.shuffle_shards = shuffle_shards
         self.check_checksums = check_checksums
-        if output_dtype not in ("float32", "uint8"):
-            raise UserError("output_dtype is float32 ([-1, 1]) or uint8 ([0, 255])")
+        if output_dtype not in ("float32", "uint8", "yuv420"):
+            raise UserError("output_dtype is float32 (RGB in [-1, 1]), uint8 (RGB in [0, 255]) or yuv420 (uint8 I420 planes)")
         self.output_dtype = output_dtype
         self.epoch = 0
         self._resume: dict | None = None
@@ -232,11 +232,12 @@ class ShardDataset(IterableDataset):
                 continue  # consumed before the resume: replayed undecoded
             # In a worker, uint8 frames are decoded straight into shared memory: the DataLoader
             # then hands them to the training process without copying them (docs/performance.md).
-            shared = _SharedPictures() if in_worker and self.output_dtype == "uint8" else None
+            shared = _SharedPictures() if in_worker and self.output_dtype != "float32" and _SharedPictures.available() else None
             try:
                 meta = raw.meta
                 sample_rng = np.random.default_rng([self.seed, self.epoch, _key_seed(raw.key)])
-                arrays = make_sample(raw.members, meta, self.config, sample_rng, allocate=shared if shared is not None else np.empty)
+                arrays = make_sample(raw.members, meta, self.config, sample_rng, allocate=shared if shared is not None else np.empty,
+                                     pixel_format="yuv420" if self.output_dtype == "yuv420" else "rgb")
             except SampleError as exc:
                 on_problem(raw.shard, raw.key, str(exc))
                 continue
@@ -255,7 +256,7 @@ class ShardDataset(IterableDataset):
     def _to_tensors(self, arrays: dict, shared: "_SharedPictures | None" = None) -> dict:
         out = {}
         for name, value in arrays.items():
-            if name in ("frames", "target", "reference"):  # (3, [n+f,] H, W) uint8
+            if name in ("frames", "target", "reference"):  # (3, [n+f,] H, W) uint8 RGB, or ([n+f,] 3H/2, W) I420
                 if self.output_dtype == "float32":
                     out[name] = torch.from_numpy(unit_range(value))
                 else:
@@ -273,12 +274,18 @@ class _SharedPictures:
     """An ``allocate(shape, dtype)`` for make_sample whose arrays live in torch shared memory.
 
     A tensor the DataLoader sends from a worker is copied into shared memory unless it is
-    there already; decoding into it saves that copy (13 MB a stage-2 sample at 512²) and
-    its page faults. ``tensor(array)`` gives back the tensor behind an array it made.
+    there already; decoding into it saves that copy (6-13 MB a stage-2 sample at 512²) and
+    its page faults. ``tensor(array)`` gives back the tensor behind an array it made, or
+    behind a contiguous view into one (a sample's frames and reference may share a block).
     """
 
     def __init__(self):
-        self._tensors: dict[int, torch.Tensor] = {}
+        self._tensors: dict[int, torch.Tensor] = {}  # data address -> the tensor made there
+
+    @staticmethod
+    def available() -> bool:
+        """torch's private allocator is there (else plain arrays, which the DataLoader copies into shared memory)."""
+        return hasattr(torch.UntypedStorage, "_new_shared")
 
     def __call__(self, shape: tuple[int, ...], dtype) -> np.ndarray:
         if np.dtype(dtype) != np.uint8:
@@ -291,7 +298,12 @@ class _SharedPictures:
         return array
 
     def tensor(self, array: np.ndarray) -> torch.Tensor:
-        return self._tensors.pop(array.__array_interface__["data"][0])
+        address = array.__array_interface__["data"][0]
+        for start, tensor in self._tensors.items():
+            offset = address - start
+            if 0 <= offset and offset + array.nbytes <= tensor.numel() and array.flags.c_contiguous:
+                return tensor.view(-1)[offset: offset + array.nbytes].view(array.shape)
+        raise KeyError("the array is not in shared picture memory")
 
 
 def unit_range(pixels_uint8: np.ndarray) -> np.ndarray:

@@ -13,6 +13,11 @@ yuv420p (what curation writes) is converted by OpenCV (BT.601, 3x faster than li
 rgb24 path) and resized by ``cv2.resize`` (area when shrinking, bilinear when enlarging);
 any other pixel format or range goes through libswscale.
 
+``pixel_format="yuv420"`` skips the colour conversion: each frame is written as its
+decoder planes, ``(3H/2, W)`` uint8 I420 (Y rows, then U and V at half size, BT.601
+limited range: OpenCV's ``COLOR_YUV2RGB_I420`` layout), half the bytes of RGB; the
+trainer converts on the device (``emoforge.shards.pixels.i420_to_unit_rgb``).
+
 ``threads`` codec threads (default 1, so that one dataloader worker is one core);
 slice threading only, since a skip decision must apply to exactly the packet sent.
 """
@@ -63,11 +68,15 @@ class VideoPackets:
         return int(round((pts - self.origin_pts) * self.time_base * self.fps))
 
 
+_NO_PROBING = {"probesize": "32", "analyzeduration": "0"}
+
+
 def open_video(mp4_bytes: bytes, fps: float, threads: int = 1) -> VideoPackets:
     import av
 
     try:
-        container = av.open(io.BytesIO(mp4_bytes), mode="r")
+        # The mp4 header says all a decoder needs: no probing (find_stream_info) beyond it (2.3 ms a sample).
+        container = av.open(io.BytesIO(mp4_bytes), mode="r", options=_NO_PROBING)
         if not container.streams.video:
             container.close()
             raise DecodeError("no video stream")
@@ -89,13 +98,16 @@ def open_video(mp4_bytes: bytes, fps: float, threads: int = 1) -> VideoPackets:
 
 
 def decode_frames(mp4_bytes: "bytes | VideoPackets", indices, fps: float, size_px: tuple[int, int] | None = None, threads: int = 1,
-                  channels_first: bool = False, into: list[np.ndarray] | None = None) -> np.ndarray | list[np.ndarray]:
+                  channels_first: bool = False, into: list[np.ndarray] | None = None,
+                  pixel_format: str = "rgb") -> np.ndarray | list[np.ndarray]:
     """Frames ``indices`` (any order, repeats allowed) as ``(len(indices), H, W, 3)`` uint8 RGB, or ``(3, len, H, W)``.
 
     ``mp4_bytes`` may be a video already opened by :func:`open_video` (it is closed here).
     ``size_px = (height, width)`` resizes; None keeps the stored size. ``into``: one
     ``(3, H, W)`` uint8 destination per index (any strides, each plane contiguous), written
     plane by plane and returned; the caller owns the memory (e.g. shared with another process).
+    ``pixel_format="yuv420"``: frames are ``(3H/2, W)`` I420 instead (module doc): the result
+    is ``(len(indices), 3H/2, W)``, and ``into`` holds one contiguous ``(3H/2, W)`` per index.
     Each frame is converted through one reused buffer and written to its destinations as
     it is decoded: no per-frame arrays (fresh memory costs page faults, ~1/4 of a sample's time).
     """
@@ -104,13 +116,25 @@ def decode_frames(mp4_bytes: "bytes | VideoPackets", indices, fps: float, size_p
     indices = [int(i) for i in indices]
     if not indices:
         raise ValueError("no frame index asked for")
+    if pixel_format not in ("rgb", "yuv420"):
+        raise ValueError(f"pixel_format is 'rgb' or 'yuv420', not {pixel_format!r}")
     video = mp4_bytes if isinstance(mp4_bytes, VideoPackets) else open_video(mp4_bytes, fps, threads)
     height, width = size_px if size_px is not None else (video.context.height, video.context.width)
+    if pixel_format == "yuv420" and (height % 2 or width % 2):
+        video.container.close()
+        raise DecodeError(f"I420 frames need an even size, not {width} x {height}")
+    frame_shape = (3, height, width) if pixel_format == "rgb" else (height * 3 // 2, width)
     if into is not None:
-        if len(into) != len(indices) or any(d.shape != (3, height, width) or d.dtype != np.uint8 for d in into):
+        if len(into) != len(indices) or any(d.shape != frame_shape or d.dtype != np.uint8 for d in into):
             video.container.close()
-            raise DecodeError(f"the destinations do not hold {len(indices)} frames of 3 x {height} x {width} uint8")
+            raise DecodeError(f"the destinations do not hold {len(indices)} frames of {' x '.join(map(str, frame_shape))} uint8")
+        if pixel_format == "yuv420" and not all(d.flags.c_contiguous for d in into):
+            video.container.close()
+            raise DecodeError("I420 destinations must be contiguous")
         out, destinations = into, list(into)
+    elif pixel_format == "yuv420":
+        out = np.empty((len(indices), *frame_shape), np.uint8)  # (n, 3h/2, w)
+        destinations = list(out)
     elif channels_first:
         out = np.empty((3, len(indices), height, width), np.uint8)  # (c, n, h, w)
         destinations = [out[:, position] for position in range(len(indices))]
@@ -120,7 +144,7 @@ def decode_frames(mp4_bytes: "bytes | VideoPackets", indices, fps: float, size_p
     targets: dict[int, list[np.ndarray]] = {}
     for index, destination in zip(indices, destinations):
         targets.setdefault(index, []).append(destination)
-    writer = _FrameWriter(size_px, (height, width), targets)
+    writer = _FrameWriter(size_px, (height, width), targets, pixel_format)
     try:
         with video.container:
             if max(indices) >= video.n_frames or min(indices) < 0:
@@ -142,25 +166,75 @@ def decode_frames(mp4_bytes: "bytes | VideoPackets", indices, fps: float, size_p
 class _FrameWriter:
     """Converts a decoded frame once (into a reused buffer) and writes it to every destination of its index."""
 
-    def __init__(self, size_px, out_hw: tuple[int, int], targets: dict[int, list[np.ndarray]]):
-        self.size_px, self.out_hw, self.targets = size_px, out_hw, targets
+    def __init__(self, size_px, out_hw: tuple[int, int], targets: dict[int, list[np.ndarray]], pixel_format: str = "rgb"):
+        self.size_px, self.out_hw, self.targets, self.pixel_format = size_px, out_hw, targets, pixel_format
         self.done: set[int] = set()
-        self.scratch = np.empty((*out_hw, 3), np.uint8)
+        self.scratch = np.empty((*out_hw, 3), np.uint8) if pixel_format == "rgb" else None
 
     def write(self, index: int, frame) -> None:
         import cv2
 
         if index not in self.targets or index in self.done:
             return
-        rgb = frame_rgb(frame, self.size_px, self.scratch)
-        if rgb.shape[:2] != self.out_hw:
-            raise DecodeError(f"a frame of {rgb.shape[1]} x {rgb.shape[0]} px in a video of {self.out_hw[1]} x {self.out_hw[0]}")
-        for destination in self.targets[index]:
-            if destination.shape[0] == 3:  # (3, H, W): plane by plane
-                cv2.split(rgb, [destination[0], destination[1], destination[2]])  # written in place
-            else:
-                destination[...] = rgb
+        if (frame.height, frame.width) != self.out_hw and self.size_px is None:
+            raise DecodeError(f"a frame of {frame.width} x {frame.height} px in a video of {self.out_hw[1]} x {self.out_hw[0]}")
+        destinations = self.targets[index]
+        if self.pixel_format == "yuv420":
+            frame_i420(frame, self.out_hw, destinations[0])
+            for destination in destinations[1:]:
+                destination[...] = destinations[0]
+        else:
+            rgb = frame_rgb(frame, self.out_hw, self.scratch)
+            for destination in destinations:
+                if destination.shape[0] == 3:  # (3, H, W): plane by plane
+                    cv2.split(rgb, [destination[0], destination[1], destination[2]])  # written in place
+                else:
+                    destination[...] = rgb
         self.done.add(index)
+
+
+def _opencv_converts(frame) -> bool:
+    """Limited-range yuv420p of even size: OpenCV's BT.601 I420 conversion is exact for it (range 2 is JPEG / full)."""
+    return frame.format.name == "yuv420p" and frame.color_range != 2 and frame.height % 2 == 0 and frame.width % 2 == 0
+
+
+def _plane(frame, index: int) -> np.ndarray:
+    """Plane ``index`` of a decoded frame as a (rows, width) view of the decoder's memory (rows padded to line_size)."""
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
+
+
+def i420_planes(frame, into: np.ndarray | None = None) -> np.ndarray:
+    """A yuv420p frame as one contiguous ``(3H/2, W)`` I420 array (``into`` reused when its shape fits)."""
+    height, width = frame.height, frame.width
+    if into is None or into.shape != (height * 3 // 2, width):
+        into = np.empty((height * 3 // 2, width), np.uint8)
+    into[:height] = _plane(frame, 0)
+    chroma = into[height:].reshape(2, height // 2, width // 2)  # U then V, (h/2, w/2) each
+    chroma[0] = _plane(frame, 1)
+    chroma[1] = _plane(frame, 2)
+    return into
+
+
+def frame_i420(frame, out_hw: tuple[int, int], into: np.ndarray) -> np.ndarray:
+    """A decoded frame written into ``into``, a contiguous ``(3H/2, W)`` uint8 I420 array of size ``out_hw``.
+
+    Limited-range yuv420p planes are copied (resized per plane when the size differs);
+    any other format or range is converted to it by libswscale first.
+    """
+    import cv2
+
+    height, width = out_hw
+    if not _opencv_converts(frame):
+        frame = frame.reformat(width=width, height=height, format="yuv420p", dst_color_range=1)  # 1: MPEG (limited)
+    chroma = into[height:].reshape(2, height // 2, width // 2)
+    for source, target in zip((_plane(frame, 0), _plane(frame, 1), _plane(frame, 2)), (into[:height], chroma[0], chroma[1])):
+        if source.shape == target.shape:
+            target[...] = source
+        else:
+            shrinking = target.size < source.size
+            cv2.resize(source, target.shape[::-1], dst=target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return into
 
 
 def frame_rgb(frame, size_px: tuple[int, int] | None, scratch: np.ndarray | None = None) -> np.ndarray:
@@ -170,14 +244,21 @@ def frame_rgb(frame, size_px: tuple[int, int] | None, scratch: np.ndarray | None
     """
     import cv2
 
-    height, width = size_px if size_px is not None else (frame.height, frame.width)
-    resize = (height, width) != (frame.height, frame.width)
-    direct = scratch if (scratch is not None and not resize and scratch.shape == (height, width, 3)) else None
-    if frame.format.name == "yuv420p" and frame.color_range != 2:  # 2: JPEG (full) range
-        rgb = cv2.cvtColor(frame.to_ndarray(), cv2.COLOR_YUV2RGB_I420, dst=direct)  # (h·3/2, w) I420 -> (h, w, 3)
+    out_hw = size_px if size_px is not None else (frame.height, frame.width)
+    if _opencv_converts(frame):
+        direct = scratch if (scratch is not None and scratch.shape == (frame.height, frame.width, 3)) else None
+        rgb = cv2.cvtColor(i420_planes(frame), cv2.COLOR_YUV2RGB_I420, dst=direct)  # (h·3/2, w) I420 -> (h, w, 3)
     else:
         rgb = frame.to_ndarray(format="rgb24")
-    if not resize:
+    return _resized(rgb, out_hw, scratch)
+
+
+def _resized(rgb: np.ndarray, out_hw: tuple[int, int], scratch: np.ndarray | None) -> np.ndarray:
+    """``rgb`` at ``out_hw`` (area when shrinking, bilinear when enlarging), into ``scratch`` when it fits."""
+    import cv2
+
+    height, width = out_hw
+    if rgb.shape[:2] == (height, width):
         return rgb
     shrinking = height * width < rgb.shape[0] * rgb.shape[1]
     target = scratch if (scratch is not None and scratch.shape == (height, width, 3)) else None

@@ -44,11 +44,14 @@ class SampleConfig:
     use_cached_audio: bool = True  # the shard's audio.npy when present, else log-mel from the FLAC
     use_cached_latents: bool = False  # stages 2-3: "latents" from latents.npy instead of decoding frames
     decode_threads: int = 1
-    # Stages 2-3: "any" frame starts a window and any frame outside the f targets is the
-    # reference (uniform, the paper); "keyframes": both are drawn from the clip's keyframes
-    # (every 12th frame in curated clips), so no frame before them is decoded. Faster
-    # streaming for fewer distinct windows per clip (docs/format.md).
+    # Stages 2-3: "any" frame starts a window (uniform, the paper); "keyframes": windows
+    # start on the clip's keyframes (every 12th frame of a curated clip), so no frame before
+    # them is decoded, for fewer distinct windows per clip (docs/format.md).
     window_starts: str = "any"
+    # Stages 2-3: the reference is uniform over the clip's keyframes outside the f targets
+    # ("keyframes": one frame decoded, nothing before it) or over all its frames outside them
+    # ("any": up to 11 more frames decoded to reach it). Without keyframes to draw from: "any".
+    reference_at: str = "keyframes"
 
     def __post_init__(self):
         if self.stage not in (1, 2, 3):
@@ -57,6 +60,8 @@ class SampleConfig:
             raise ValueError("frames >= 1, motion_frames >= 0 and window_m >= 0 are required")
         if self.window_starts not in ("any", "keyframes"):
             raise ValueError(f"window_starts is 'any' or 'keyframes', got {self.window_starts!r}")
+        if self.reference_at not in ("any", "keyframes"):
+            raise ValueError(f"reference_at is 'any' or 'keyframes', got {self.reference_at!r}")
 
 
 def _window_index(frames: np.ndarray, m: int, n_frames: int) -> np.ndarray:
@@ -103,11 +108,13 @@ def _face_mask(boxes_xyxy_px: np.ndarray, frames: np.ndarray, clip_size_px: tupl
 
 
 def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng: np.random.Generator,
-                allocate=np.empty) -> dict[str, np.ndarray]:
+                allocate=np.empty, pixel_format: str = "rgb") -> dict[str, np.ndarray]:
     """Numpy arrays of one training sample (layouts in docs/format.md); raises SampleError.
 
     ``allocate(shape, dtype)`` makes the uint8 picture arrays, which frames are decoded
     straight into (the dataset gives memory shared with the training process).
+    ``pixel_format="yuv420"``: pictures are I420 planes, ``(3H/2, W)`` a frame (shards/pixels.py),
+    instead of ``(3, H, W)`` RGB.
     """
     n_frames = int(meta["n_frames"])
     fps = float(meta["fps"])
@@ -122,13 +129,24 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         raise SampleError("bad_meta", "the clip's metadata has no size_px")
     size = None if (config.size_px is None or config.size_px == clip_size) else (config.size_px, config.size_px)
     clip_hw = (clip_size, clip_size)
+    if pixel_format == "yuv420" and out % 2:
+        raise SampleError("bad_size", f"I420 pictures need an even size, not {out}")
+    picture = (3, out, out) if pixel_format == "rgb" else (out * 3 // 2, out)  # one frame's layout
+
+    def pictures_of(count: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """``count`` frames in one array (RGB: (3, count, H, W); I420: (count, 3H/2, W)) and a view per frame."""
+        if pixel_format == "rgb":
+            array = allocate((3, count, out, out), np.uint8)
+            return array, [array[:, k] for k in range(count)]
+        array = allocate((count, *picture), np.uint8)
+        return array, list(array)
 
     if config.stage == 1:
         target = int(rng.integers(n_frames))
         reference = int(rng.integers(n_frames - 1))
         reference += reference >= target  # uniform over the other frames
-        pictures = {"target": allocate((3, out, out), np.uint8), "reference": allocate((3, out, out), np.uint8)}
-        _decode(members[fmt.VIDEO_MEMBER], [target, reference], fps, size, config, list(pictures.values()))
+        pictures = {"target": allocate(picture, np.uint8), "reference": allocate(picture, np.uint8)}
+        _decode(members[fmt.VIDEO_MEMBER], [target, reference], fps, size, config, list(pictures.values()), pixel_format)
         return {
             **pictures,
             "face_mask": _face_mask(boxes, np.array([target]), clip_hw, (out, out)),
@@ -139,13 +157,14 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
     n, f, m = config.motion_frames, config.frames, config.window_m
     if n_frames < n + f:
         raise SampleError("too_short", f"{n_frames} frames < n + f = {n + f}")
-    video = None  # opened here when the keyframes choose the frames
+    video = None  # opened here when the keyframes choose frames
     starts, references = np.arange(n_frames - (n + f) + 1), np.arange(n_frames)
-    if config.window_starts == "keyframes" and not config.use_cached_latents:
+    if "keyframes" in (config.window_starts, config.reference_at) and not config.use_cached_latents:
         video = _open(members, fps, config)
         keyframes = np.array(video.keyframes)
-        if keyframes[keyframes < len(starts)].size:  # else (no keyframe can start a window): uniform
-            starts, references = keyframes[keyframes < len(starts)], keyframes
+        if config.window_starts == "keyframes" and keyframes[keyframes < len(starts)].size:  # else: uniform
+            starts = keyframes[keyframes < len(starts)]
+        references = keyframes  # with window_starts="keyframes" too, whatever reference_at says
     start = int(rng.choice(starts))
     window = np.arange(start, start + n + f)
     targets = window[n:]
@@ -163,9 +182,14 @@ def make_sample(members: dict[str, bytes], meta: dict, config: SampleConfig, rng
         }
         out = clip_size  # latents are of the stored frames: the mask stays at clip size
     else:
-        pictures = {"frames": allocate((3, n + f, out, out), np.uint8), "reference": allocate((3, out, out), np.uint8)}
-        into = [pictures["frames"][:, k] for k in range(n + f)] + [pictures["reference"]]  # (3, H, W) each
-        _decode(video or members[fmt.VIDEO_MEMBER], list(window) + [reference], fps, size, config, into)
+        if pixel_format == "rgb":
+            frames, per_frame = pictures_of(n + f)
+            pictures = {"frames": frames, "reference": allocate(picture, np.uint8)}
+        else:  # one block, the reference last: one allocation (shared memory) a sample
+            block, per_frame = pictures_of(n + f + 1)
+            pictures, per_frame = {"frames": block[: n + f], "reference": block[n + f]}, per_frame[: n + f]
+        _decode(video or members[fmt.VIDEO_MEMBER], list(window) + [reference], fps, size, config,
+                per_frame + [pictures["reference"]], pixel_format)
 
     neighbours = _window_index(targets, m, n_frames)  # (f, 2m+1)
     if config.use_cached_audio and fmt.AUDIO_FEATURES_MEMBER in members:
@@ -201,10 +225,10 @@ def _open(members, fps: float, config: SampleConfig):
         raise SampleError("decode_error", str(exc)) from None
 
 
-def _decode(video, indices, fps, size, config: SampleConfig, into: list[np.ndarray]) -> None:
+def _decode(video, indices, fps, size, config: SampleConfig, into: list[np.ndarray], pixel_format: str) -> None:
     from emoforge.shards.decode import DecodeError
 
     try:
-        decode_frames(video, indices, fps, size, config.decode_threads, into=into)
+        decode_frames(video, indices, fps, size, config.decode_threads, into=into, pixel_format=pixel_format)
     except DecodeError as exc:
         raise SampleError("decode_error", str(exc)) from None

@@ -197,7 +197,7 @@ class Trainer:
         self.dataset = ShardDataset(
             paths, sample_config(config, use_cached_latents=use_cached), split="train",
             rank=placement.rank, world_size=placement.world_size, seed=train.seed,
-            shuffle_buffer=config.data.shuffle_buffer, output_dtype="uint8" if config.data.output_uint8 else "float32")
+            shuffle_buffer=config.data.shuffle_buffer, output_dtype=config.data.pixels)
         self.progress = StreamProgress(self.dataset, config.data.num_workers)
         # The run's own randomness (noise, t, dropout), per rank; saved and restored with checkpoints.
         self.generator = torch.Generator().manual_seed(train.seed * 1_000_003 + placement.rank)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from emoforge.errors import UserError
+from emoforge.shards.pixels import i420_to_unit_rgb
 
 from .emo import EMO
 from .guidance import condition_dropout, drop_conditions
@@ -37,12 +39,20 @@ class ModelInputs:
         return self.motion_latents is not None
 
 
-def pixels(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """uint8 [0, 255] or float [-1, 1] frames -> float32 [-1, 1] on the device (normalised there: 4x less traffic)."""
+def pixels(tensor: torch.Tensor, device: torch.device, video: bool) -> torch.Tensor:
+    """A batch's pictures -> float32 RGB in [-1, 1] on the device, ``(b, 3, [f,] H, W)``.
+
+    The dataset's layouts (docs/format.md): float RGB ``(b, 3, [f,] H, W)`` in [-1, 1]; uint8
+    RGB of that shape (normalised here: 4x less traffic); uint8 I420 ``(b, [f,] 3H/2, W)``
+    (one axis fewer: converted here, half the bytes of RGB).
+    """
     tensor = tensor.to(device, non_blocking=True)
-    if tensor.dtype == torch.uint8:
-        return tensor.float() / 127.5 - 1.0
-    return tensor.float()
+    if tensor.dtype != torch.uint8:
+        return tensor.float()
+    if tensor.dim() == (4 if video else 3):  # I420 planes
+        rgb = i420_to_unit_rgb(tensor)  # (b, [f,] 3, H, W)
+        return rearrange(rgb, "b f c h w -> b c f h w") if video else rgb
+    return tensor.float() / 127.5 - 1.0
 
 
 def audio_windows_from_features(audio: torch.Tensor, config: RunConfig) -> torch.Tensor:
@@ -78,7 +88,7 @@ def prepare_inputs(batch: dict, codec, config: RunConfig, device: torch.device) 
     n = config.model.num_motion_frames
     face_mask = batch["face_mask"].to(device, non_blocking=True).float()
     if stage == 1:
-        frames = torch.stack([pixels(batch["target"], device), pixels(batch["reference"], device)], dim=2)
+        frames = torch.stack([pixels(batch["target"], device, False), pixels(batch["reference"], device, False)], dim=2)
         latents = codec.encode(frames)  # b 4 2 h w
         return ModelInputs(latents=latents[:, :, :1], reference_latent=latents[:, :, 1], motion_latents=None,
                            audio_windows=None, speed_embedding=None, face_mask=face_mask)
@@ -86,7 +96,7 @@ def prepare_inputs(batch: dict, codec, config: RunConfig, device: torch.device) 
         video = batch["latents"].to(device, non_blocking=True).float()  # b 4 (n+f) h w
         reference_latent = batch["reference_latent"].to(device, non_blocking=True).float()
     else:
-        frames = torch.cat([pixels(batch["frames"], device), pixels(batch["reference"], device)[:, :, None]], dim=2)
+        frames = torch.cat([pixels(batch["frames"], device, True), pixels(batch["reference"], device, False)[:, :, None]], dim=2)
         encoded = codec.encode(frames)  # b 4 (n+f+1) h w
         video, reference_latent = encoded[:, :, :-1], encoded[:, :, -1]
     audio = audio_windows_from_features(batch["audio"].to(device, non_blocking=True), config)

@@ -55,7 +55,10 @@ class DataConfig:
 
     num_workers: int = 4  # DataLoader workers per process
     shuffle_buffer: int = 32
-    output_uint8: bool = True  # frames cross process boundaries as uint8, normalised on the device
+    # How frames cross from dataloader workers to the trainer (converted on the device):
+    # "yuv420" uint8 I420 planes (half of RGB's bytes, no colour conversion in the workers),
+    # "uint8" RGB, "float32" RGB in [-1, 1] (4x uint8's bytes). docs/format.md.
+    pixels: str = "yuv420"
     window_starts: str = "any"  # "keyframes": windows and references on keyframes, faster streaming (docs/format.md)
     # Log-mel features (shards default) are standardised with these fixed values before the
     # audio projection (measured on the demo corpus, docs/training.md); wav2vec2 states use 0 / 1.
@@ -66,6 +69,8 @@ class DataConfig:
     def __post_init__(self):
         if self.window_starts not in ("any", "keyframes"):
             raise UserError(f"data.window_starts is 'any' or 'keyframes', got {self.window_starts!r}")
+        if self.pixels not in ("yuv420", "uint8", "float32"):
+            raise UserError(f"data.pixels is 'yuv420', 'uint8' or 'float32', got {self.pixels!r}")
 
 
 @dataclass(frozen=True)

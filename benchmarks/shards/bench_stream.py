@@ -134,7 +134,7 @@ def main() -> None:
     parser.add_argument("--gop", type=int, default=12, help="keyframe interval of the synthetic clips (frames; curation's is 12)")
     parser.add_argument("--no-fast-decode", action="store_true", help="synthetic clips without x264's fastdecode tune")
     parser.add_argument("--stage", type=int, default=2)
-    parser.add_argument("--dtype", default="float32", choices=("float32", "uint8"))
+    parser.add_argument("--dtype", default="float32", choices=("float32", "uint8", "yuv420"))
     parser.add_argument("--window-starts", default="any", choices=("any", "keyframes"), help="SampleConfig.window_starts")
     parser.add_argument("--shuffle-buffer", type=int, default=32)
     parser.add_argument("--samples", type=int, default=60)

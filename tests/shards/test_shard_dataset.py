@@ -217,3 +217,70 @@ def test_state_merges_across_ranks(built):
         states.append(progress.state_dict())
     merged = StreamProgress.merge(states)
     assert merged["positions"] == {"0": 2, "1": 2}
+
+
+def _keyframes(mp4: bytes) -> set[int]:
+    with av.open(io.BytesIO(mp4)) as container:
+        return {int(round(float(p.pts * p.time_base) * 25)) for p in container.demux(video=0) if p.size and p.is_keyframe}
+
+
+def test_references_are_keyframes_unless_asked_for_any_frame(built):
+    out, _ = built
+    raws = _raw_samples(out)
+    on_keyframes, anywhere = set(), set()
+    for epoch in range(3):
+        for config, seen in ((STAGE2, on_keyframes), (SampleConfig(stage=2, size_px=64, reference_at="any"), anywhere)):
+            dataset = ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="uint8")
+            dataset.set_epoch(epoch)
+            for sample in dataset:
+                start, reference = int(sample["window_start"]), int(sample["reference_index"])
+                assert not start + 4 <= reference < start + 16
+                seen.add(reference in _keyframes(raws[sample["key"]].members["mp4"]))
+    assert on_keyframes == {True}
+    assert anywhere == {True, False}
+    with pytest.raises(ValueError, match="reference_at"):
+        SampleConfig(reference_at="middle")
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_yuv420_pictures_are_the_rgb_pictures_planes(built, stage):
+    """I420 output (workers: shared memory, one block a sample) converts to exactly the RGB output."""
+    import cv2
+
+    from emoforge.shards.pixels import i420_to_unit_rgb
+
+    out, _ = built
+    config = SampleConfig(stage=stage, size_px=64) if stage == 1 else STAGE2
+    rgb = {s["key"]: s for s in ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="uint8")}
+    names = ("target", "reference") if stage == 1 else ("frames", "reference")
+    seen = 0
+    for sample in DataLoader(ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="yuv420"),
+                             batch_size=None, num_workers=2):
+        expected = rgb[sample["key"]]
+        for name in names:
+            planes = sample[name]  # ([f,] 96, 64) uint8
+            assert planes.dtype == torch.uint8 and planes.shape[-2:] == (96, 64) and planes.is_contiguous()
+            frames = planes.reshape(-1, 96, 64).numpy()
+            converted = np.stack([cv2.cvtColor(f, cv2.COLOR_YUV2RGB_I420) for f in frames])  # (k, 64, 64, 3)
+            wanted = expected[name].reshape(3, -1, 64, 64).permute(1, 2, 3, 0).numpy()  # (k, 64, 64, 3)
+            np.testing.assert_array_equal(converted, wanted)
+            unit = i420_to_unit_rgb(planes).reshape(-1, 3, 64, 64)  # the trainer's conversion, in float
+            assert float((unit - (expected[name].reshape(3, -1, 64, 64).permute(1, 0, 2, 3).float() / 127.5 - 1)).abs().max()) <= 0.5 / 127.5 + 1e-6
+        seen += 1
+    assert seen == 12
+
+
+def test_yuv420_pictures_resized_per_plane(built):
+    out, _ = built
+    config = SampleConfig(stage=2, size_px=32, motion_frames=4, frames=12, window_m=2)
+    rgb = {s["key"]: s for s in ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="uint8")}
+    for sample in ShardDataset(out, config, split=None, shuffle_buffer=1, output_dtype="yuv420"):
+        assert sample["frames"].shape == (16, 48, 32) and sample["reference"].shape == (48, 32)
+        import cv2
+
+        converted = np.stack([cv2.cvtColor(f, cv2.COLOR_YUV2RGB_I420) for f in sample["frames"].numpy()])
+        wanted = rgb[sample["key"]]["frames"].permute(1, 2, 3, 0).numpy()
+        error = np.abs(converted.astype(int) - wanted)  # resized before vs after the conversion: chroma edges differ
+        assert np.median(error) <= 2 and error.mean() < 4  # a swapped or misplaced plane: tens
+    with pytest.raises(UserError, match="output_dtype"):
+        ShardDataset(out, config, split=None, output_dtype="rgb48")
