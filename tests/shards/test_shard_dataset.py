@@ -16,7 +16,7 @@ from emoforge.labeling.speed import SpeedBuckets, speed_embedding
 from emoforge.shards.arrays import load_npz
 from emoforge.shards.dataset import ShardDataset, StreamProgress
 from emoforge.shards.decode import frame_rgb
-from emoforge.shards.sampling import SampleConfig, log_mel_per_frame
+from emoforge.shards.sampling import SampleConfig, SampleError, log_mel_per_frame
 from emoforge.shards.tario import iter_tar_samples
 from emoforge.shards.writer import load_index
 
@@ -284,3 +284,21 @@ def test_yuv420_pictures_resized_per_plane(built):
         assert np.median(error) <= 2 and error.mean() < 4  # a swapped or misplaced plane: tens
     with pytest.raises(UserError, match="output_dtype"):
         ShardDataset(out, config, split=None, output_dtype="rgb48")
+
+
+def test_log_mel_of_a_few_frames_reads_only_their_audio_and_equals_the_whole_clips(built):
+    import soundfile
+
+    from emoforge.labeling.audio import log_mel
+
+    out, _ = built
+    raw = next(iter(_raw_samples(out).values()))
+    n_frames = raw.meta["n_frames"]
+    samples, _ = soundfile.read(io.BytesIO(raw.members["flac"]), dtype="float32")
+    whole = log_mel(samples, rows=(0, 4 * n_frames)).reshape(n_frames, 320)  # the clip's rows, all decoded
+    for first, stop in ((0, 3), (5, 9), (n_frames - 4, n_frames), (0, n_frames)):
+        np.testing.assert_array_equal(log_mel_per_frame(raw.members["flac"], n_frames, 25, (first, stop)), whole[first:stop])
+    past_the_end = log_mel_per_frame(raw.members["flac"], n_frames + 6, 25, (n_frames, n_frames + 6))  # rows repeat the last
+    np.testing.assert_array_equal(past_the_end, log_mel(samples, rows=(4 * n_frames, 4 * n_frames + 24)).reshape(6, 320))
+    with pytest.raises(SampleError, match="bad_audio"):
+        log_mel_per_frame(raw.members["flac"][:100], n_frames, 25, (0, 3))
