@@ -204,11 +204,10 @@ def _plane(frame, index: int) -> np.ndarray:
     return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
 
 
-def i420_planes(frame, into: np.ndarray | None = None) -> np.ndarray:
-    """A yuv420p frame as one contiguous ``(3H/2, W)`` I420 array (``into`` reused when its shape fits)."""
+def i420_planes(frame) -> np.ndarray:
+    """A yuv420p frame of even size as one contiguous ``(3H/2, W)`` I420 array (what OpenCV converts)."""
     height, width = frame.height, frame.width
-    if into is None or into.shape != (height * 3 // 2, width):
-        into = np.empty((height * 3 // 2, width), np.uint8)
+    into = np.empty((height * 3 // 2, width), np.uint8)
     into[:height] = _plane(frame, 0)
     chroma = into[height:].reshape(2, height // 2, width // 2)  # U then V, (h/2, w/2) each
     chroma[0] = _plane(frame, 1)
