@@ -2,7 +2,11 @@
 
 - :class:`FaceDetector` runs MediaPipe's short-range model (faces within ~2 m) on every
   frame and its full-range model (smaller, farther faces) every ``full_range_every``
-  frames and on every frame where the short-range model finds nothing; the two sets of
+  frames, and on a frame where the short-range model finds nothing if the frame before
+  showed a face or the caller asks for the tiled search (below); so through a stretch
+  without faces only on those schedules (the full-range model costs ~3x the short-range
+  one: ~7 against ~2.3 ms on the 2-core VM). Both see the frame area-downscaled (the
+  caller's ``scaled`` copy). The two sets of
   boxes are merged by non-maximum suppression (IoU ≥ 0.5 keeps the higher score).
   Boxes are MediaPipe's, in displayed pixels, ``box_xyxy_px = (x0, y0, x1, y1)``.
   *Small faces*: both models see the whole frame at 128 / 192 px, where a face under ~6 %
@@ -15,8 +19,10 @@
   that the whole-frame models miss is looked for by the short-range model on a crop of
   ``follow_context`` times its size around where it was.
 - :class:`FaceMesher` runs MediaPipe's face mesh (478 points with iris refinement) in
-  tracking mode (``static_image_mode=False``): it re-detects only when tracking is
-  lost. Points are lifted to pixels on every axis: ``(x·W, y·H, z·W)`` — MediaPipe's z
+  tracking mode (``static_image_mode=False``), on a graph sized to the faces the detector
+  found in the shot so far (MediaPipe re-detects on every frame where it tracks fewer faces
+  than its graph's size); :class:`MeshSchedule` skips it on frames after it found nothing.
+  Points are lifted to pixels on every axis: ``(x·W, y·H, z·W)`` — MediaPipe's z
   is on the scale of its normalised x — so ``frontal_rotation`` can use them directly.
 - :class:`CropMesher` runs the mesh (static mode) on an upscaled crop around a detection
   the tracking mesh missed: MediaPipe's mesh detector sees the frame at 128 px, so a
@@ -97,20 +103,29 @@ def _holds(box: np.ndarray, point: np.ndarray) -> bool:
 class FaceDetector:
     """MediaPipe face detection, short- and full-range, merged; tiles and crops for small faces."""
 
-    def __init__(self, min_score: float = 0.5, full_range_every: int = 5, follow_context: float = 4.0):
+    def __init__(self, min_score: float = 0.5, full_range_every: int = 10, follow_context: float = 4.0):
         mp = _mediapipe()
         self.min_score = min_score
         self.full_range_every = max(1, int(full_range_every))
         self.follow_context = float(follow_context)
         self._short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_score)
         self._full = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+        self._face_before = True  # the last frame showed a face (or there was none): see the module docstring
 
-    def detect(self, rgb: np.ndarray, frame_index: int = 0, follow_boxes=(), search_tiles: bool = False
-               ) -> list[Detection]:
+    def detect(self, rgb: np.ndarray, frame_index: int = 0, follow_boxes=(), search_tiles: bool = False,
+               scaled: tuple[np.ndarray, int] | None = None) -> list[Detection]:
         """Faces in ``rgb``; ``follow_boxes``: ``(4,)`` boxes of small faces in the previous frame;
-        ``search_tiles``: look at tiles too if the whole frame shows no face."""
+        ``search_tiles``: look at tiles too if the whole frame shows no face; ``scaled``: the
+        frame area-downscaled by a whole factor, and the factor (``video.downscaled``), for the
+        whole-frame passes (boxes still come out in ``rgb``'s pixels).
+
+        The whole-frame passes see the frame at 128 / 192 px, so a copy a few times that size
+        loses them nothing and spares MediaPipe copying and resampling the full frame (an area
+        average is also a better low-pass than its bilinear resampling). Tiles and follow crops
+        look for faces a few percent of the frame wide, and see the full frame."""
         height, width = rgb.shape[:2]
-        found = self._run(self._short, rgb, SHORT_RANGE)
+        whole, factor = scaled if scaled is not None else (rgb, 1)
+        found = self._run(self._short, whole, SHORT_RANGE, scale=factor)
         for box in follow_boxes:
             centre = (np.asarray(box[:2]) + np.asarray(box[2:])) / 2.0
             if not any(_holds(d.box_xyxy_px, centre) for d in found):
@@ -119,17 +134,19 @@ class FaceDetector:
                           int(min(width, centre[0] + half)), int(min(height, centre[1] + half)))
                 found += [d for d in self._run(self._short, rgb, SHORT_RANGE, region)
                           if _holds(d.box_xyxy_px, centre) or _holds(box, (d.box_xyxy_px[:2] + d.box_xyxy_px[2:]) / 2)]
-        if not found or frame_index % self.full_range_every == 0:
-            found += self._run(self._full, rgb, FULL_RANGE)
+        if frame_index % self.full_range_every == 0 or (not found and (self._face_before or search_tiles)):
+            found += self._run(self._full, whole, FULL_RANGE, scale=factor)
         if not found and search_tiles:
             for region in square_tiles(width, height):
                 for det in self._run(self._full, rgb, FULL_RANGE, region):
                     det.tiled = True
                     found.append(det)
+        self._face_before = bool(found)
         return non_max_suppression(found)
 
-    def _run(self, model, rgb: np.ndarray, kind: int, region=None) -> list[Detection]:
-        """Detections of ``model`` on ``rgb`` or on its ``region`` ``(x0, y0, x1, y1)``, in frame pixels."""
+    def _run(self, model, rgb: np.ndarray, kind: int, region=None, scale: int = 1) -> list[Detection]:
+        """Detections of ``model`` on ``rgb`` or on its ``region`` ``(x0, y0, x1, y1)``, in
+        ``rgb``'s pixels times ``scale`` (the factor ``rgb`` was downscaled by)."""
         height, width = rgb.shape[:2]
         x0, y0, x1, y1 = region if region is not None else (0, 0, width, height)
         if x1 - x0 < 8 or y1 - y0 < 8:
@@ -143,7 +160,7 @@ class FaceDetector:
                 [x0 + rel.xmin * (x1 - x0), y0 + rel.ymin * (y1 - y0),
                  x0 + (rel.xmin + rel.width) * (x1 - x0), y0 + (rel.ymin + rel.height) * (y1 - y0)]
             )
-            box = np.clip(box, [x0, y0, x0, y0], [x1, y1, x1, y1])
+            box = np.clip(box, [x0, y0, x0, y0], [x1, y1, x1, y1]) * scale
             if box[2] - box[0] >= 2 and box[3] - box[1] >= 2:
                 out.append(Detection(box, float(det.score[0]), kind))
         return out
@@ -153,42 +170,98 @@ class FaceDetector:
         self._full.close()
 
 
-def _landmarks(landmarks, dtype) -> np.ndarray:
-    """MediaPipe's landmark list -> ``(N, 3)`` normalised x, y, z (``fromiter``: a third faster
-    than a list of tuples, and the mesh is read every frame)."""
-    values = itertools.chain.from_iterable((p.x, p.y, p.z) for p in landmarks)
-    return np.fromiter(values, dtype, 3 * len(landmarks)).reshape(-1, 3)
+_LANDMARK_BYTES = 17  # one landmark on the wire: 0x0a 0x0f (message, 15 bytes), then x, y, z: a tag and 4 bytes each
+_XYZ_TAGS = {0: 0x0A, 1: 0x0F, 2: 0x0D, 7: 0x15, 12: 0x1D}  # byte offset in a landmark -> expected byte
+_XYZ_BYTES = [3, 4, 5, 6, 8, 9, 10, 11, 13, 14, 15, 16]  # the little-endian float32 x, y, z
+
+
+def _landmarks(face, dtype) -> np.ndarray:
+    """MediaPipe's ``NormalizedLandmarkList`` -> ``(N, 3)`` normalised x, y, z.
+
+    The mesh is read every frame, and reading 478 x 3 protobuf fields from Python costs
+    ~1.5 ms; its serialised bytes are read by numpy instead (~40 µs) when every landmark
+    holds exactly x, y and z, in order (what the face mesh writes); anything else (a
+    visibility, a field missing) is read field by field."""
+    count = len(face.landmark)
+    raw = np.frombuffer(face.SerializeToString(), np.uint8)
+    if raw.size == count * _LANDMARK_BYTES:
+        rows = raw.reshape(count, _LANDMARK_BYTES)
+        if all((rows[:, offset] == tag).all() for offset, tag in _XYZ_TAGS.items()):
+            return rows[:, _XYZ_BYTES].copy().view("<f4").reshape(count, 3).astype(dtype)
+    values = itertools.chain.from_iterable((p.x, p.y, p.z) for p in face.landmark)
+    return np.fromiter(values, dtype, 3 * count).reshape(-1, 3)
 
 
 class FaceMesher:
-    """MediaPipe face mesh in tracking mode; restart it at every cut with :meth:`reset`."""
+    """MediaPipe face mesh in tracking mode; restart it at every cut with :meth:`reset`.
+
+    MediaPipe's mesh graph runs its own face detector on every frame where it tracks fewer
+    faces than its ``max_num_faces`` (to find a new one), so a graph for two faces on a
+    one-face frame pays a detection each frame (~2.5 ms of its ~7.5 at 720p). So the
+    caller says how many faces it expects (``expected_faces``: the detector's count) and
+    the mesh runs a graph for the most faces expected since the last reset, up to
+    ``max_faces``: one-face shots get a one-face graph; a shot where a second face shows up
+    continues on a (fresh) two-face graph. Each graph is used for one stretch of frames per
+    shot, so none resumes from a stale tracking state."""
 
     def __init__(self, max_faces: int = 2, min_detection: float = 0.5, min_tracking: float = 0.5):
+        self.max_faces = max(1, int(max_faces))
         self._args = dict(
             static_image_mode=False,
-            max_num_faces=max_faces,
             refine_landmarks=True,
             min_detection_confidence=min_detection,
             min_tracking_confidence=min_tracking,
         )
         self._mp = _mediapipe()
-        self._mesh = self._mp.solutions.face_mesh.FaceMesh(**self._args)
+        self.graph_faces = 0  # faces the graph in use tracks: the most expected since the last reset (0: none yet)
+        self._mesh = None
 
     def reset(self) -> None:
-        self._mesh.close()
-        self._mesh = self._mp.solutions.face_mesh.FaceMesh(**self._args)
+        if self._mesh is not None:
+            self._mesh.close()
+        self._mesh, self.graph_faces = None, 0
 
-    def process(self, rgb: np.ndarray) -> list[np.ndarray]:
-        """``(478, 3)`` float32 meshes in pixels, one per face found."""
+    def process(self, rgb: np.ndarray, expected_faces: int | None = None) -> list[np.ndarray]:
+        """``(478, 3)`` float32 meshes in pixels, one per face found; ``expected_faces``:
+        how many faces the frame shows (None: ``max_faces``)."""
+        faces = self.max_faces if expected_faces is None else min(max(int(expected_faces), 1), self.max_faces)
+        if faces > self.graph_faces:
+            self.reset()
+            self.graph_faces = faces
+            self._mesh = self._mp.solutions.face_mesh.FaceMesh(max_num_faces=faces, **self._args)
         height, width = rgb.shape[:2]
         result = self._mesh.process(rgb)
         meshes = []
         for face in result.multi_face_landmarks or ():
-            meshes.append(_landmarks(face.landmark, np.float32) * np.array([width, height, width], dtype=np.float32))
+            meshes.append(_landmarks(face, np.float32) * np.array([width, height, width], dtype=np.float32))
         return meshes
 
     def close(self) -> None:
-        self._mesh.close()
+        self.reset()
+
+
+@dataclass
+class MeshSchedule:
+    """When the whole-frame mesh runs: on every frame with a detection, except that after it
+    found nothing (then it holds no face to track, and would only rerun its own detector on a
+    frame much like the last) it is tried again only at a new face or every ``retry_every``
+    frames. Small faces are what it misses; the crop mesh takes those (~1 ms a 720p frame
+    saved on footage with small faces)."""
+
+    retry_every: int = 5
+    idle: int | None = None  # frames since it last ran and found nothing (None: it found a face)
+
+    def should_run(self, new_face: bool) -> bool:
+        return self.idle is None or new_face or self.idle + 1 >= self.retry_every
+
+    def ran(self, found_any: bool) -> None:
+        self.idle = None if found_any else 0
+
+    def skipped(self) -> None:
+        self.idle = 0 if self.idle is None else self.idle + 1
+
+    def reset(self) -> None:
+        self.idle = None
 
 
 class CropMesher:
@@ -216,7 +289,7 @@ class CropMesher:
         result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             return None
-        points = _landmarks(result.multi_face_landmarks[0].landmark, np.float64)
+        points = _landmarks(result.multi_face_landmarks[0], np.float64)
         points *= self.crop_px  # crop pixels on every axis (z on x's scale)
         mesh = np.empty_like(points)
         mesh[:, 0] = (points[:, 0] - half) / scale + centre_x

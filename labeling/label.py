@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,10 +31,12 @@ class LabelConfig:
     """Every knob of the labeler; saved in each label file and beside the run."""
 
     min_face_score: float = 0.5
-    full_range_every: int = 5  # frames; also on every frame the short-range model finds nothing
+    detect_min_px: int = 640  # whole-frame detection and cuts see the frame area-downscaled by a whole factor to a long side ≥ this (0: full)
+    full_range_every: int = 10  # frames; also where the short-range model finds nothing (faces.FaceDetector)
     tile_every: int = 10  # a shot's first frame and every 10th: if no face, the full-range model on tiles (0: never)
     follow_small_below: float = 0.15  # meshed faces smaller than this x the short side: looked for on a crop next frame
     max_mesh_faces: int = 2
+    mesh_retry_every: int = 5  # the whole-frame mesh, after finding nothing: again at a new face or every this many frames (faces.MeshSchedule; 1: every frame)
     crop_mesh: bool = True  # mesh a detection the tracking mesh missed on an upscaled crop (faces.CropMesher)
     min_track_mesh_fraction: float = 0.5  # a track with fewer of its detections meshed is not a face: dropped
     cut_threshold: float = 30.0
@@ -67,18 +70,40 @@ class _Timer:
         self.cpu_s: dict[str, float] = defaultdict(float)
         self.wall_s: dict[str, float] = defaultdict(float)
 
-    def step(self, name: str):
-        timer = self
+    def step(self, name: str) -> "_Span":
+        return _Span(self, name)
 
-        class _Span:
-            def __enter__(self):
-                self.cpu, self.wall = time.process_time(), time.perf_counter()
 
-            def __exit__(self, *exc):
-                timer.cpu_s[name] += time.process_time() - self.cpu
-                timer.wall_s[name] += time.perf_counter() - self.wall
+class _Span:
+    """One timed step of a :class:`_Timer` (a ``with`` block)."""
 
-        return _Span()
+    def __init__(self, timer: _Timer, name: str):
+        self.timer, self.name = timer, name
+
+    def __enter__(self):
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.timer.cpu_s[self.name] += time.process_time() - self.cpu
+        self.timer.wall_s[self.name] += time.perf_counter() - self.wall
+
+
+@contextmanager
+def _opencv_threads(count: int):
+    """OpenCV's thread pool at ``count`` threads inside the block, as it was after.
+
+    The labeler runs one video per core: OpenCV's parallel loops on small images (the
+    flow's crops, the cut thumbnail) cost more CPU time in hand-offs, and in workers
+    spinning on after each loop, than they save (measured: 2.6 ms a 720p frame of 27 with
+    OpenCV's default two threads on the 2-core VM, flow 2.6 -> 2.1 ms)."""
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(count)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts: list[int] | None = None,
@@ -107,7 +132,8 @@ def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts:
         "warnings": [],
     }
     try:
-        labels = _label(path, meta, config, shot_starts)
+        with _opencv_threads(1):
+            labels = _label(path, meta, config, shot_starts)
     except UserError as exc:  # the stages' errors: a recorded reason, not a crash
         meta.update(status="rejected", reason=str(exc))
         labels = VideoLabels(meta)
@@ -277,12 +303,12 @@ def _face_boxes(det_box: np.ndarray, meshes: list, track: np.ndarray) -> np.ndar
 def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
     """Decode once; per frame: cut check, detection (tiles and crops for small faces), mesh (reset
     at cuts), crop mesh, one detection per face, tracking, landmark flow from the previous frame."""
-    from emoforge.labeling.faces import (CropMesher, FaceDetector, FaceMesher, FaceTracker, attach_meshes,
-                                         drop_duplicate_faces, mesh_box)
+    from emoforge.labeling.faces import (CropMesher, FaceDetector, FaceMesher, FaceTracker, MeshSchedule,
+                                         attach_meshes, drop_duplicate_faces, mesh_box)
     from emoforge.labeling.flow import LandmarkFlow
     from emoforge.labeling.shots import CutDetector
     from emoforge.labeling.sync import mouth_opening
-    from emoforge.labeling.video import VideoError, iter_frames
+    from emoforge.labeling.video import VideoError, downscaled, iter_frames
 
     detector = FaceDetector(config.min_face_score, config.full_range_every)
     since_cut = 0  # frames since the shot started: the tiled small-face search's schedule
@@ -293,6 +319,8 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
     crop_tries: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # track -> [tries, meshes found]
     flow = LandmarkFlow() if config.flow_velocity else None
     previous_rgb, previous_meshes = None, {}  # the last frame, and its meshes by track
+    previous_tracks: set[int] = set()  # the tracks of the last frame's detections
+    mesh_schedule = MeshSchedule(config.mesh_retry_every)  # the whole-frame mesh skips frames after finding nothing
     tracker = FaceTracker()
     cuts = CutDetector(config.cut_threshold)
     known_starts = set(shot_starts or ())
@@ -306,26 +334,36 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                     frame = next(frames)
                 except StopIteration:
                     break
+            with timer.step("downscale"):  # one small copy for the whole-frame detectors and the cut detector
+                scaled = downscaled(frame.rgb, config.detect_min_px)
             with timer.step("cuts"):
                 if shot_starts is not None:
                     is_cut = frame.index in known_starts and frame.index > 0
                 else:
-                    is_cut = cuts.is_cut(frame.rgb)
+                    is_cut = cuts.is_cut(scaled[0])
             if is_cut:
                 shot += 1
                 tracker.cut()
                 mesher.reset()
+                mesh_schedule.reset()
                 previous_meshes = {}
                 follow = []
                 since_cut = 0
             with timer.step("detect"):
                 search = config.tile_every > 0 and since_cut % config.tile_every == 0
-                detections = detector.detect(frame.rgb, frame.index, follow, search_tiles=search)
+                detections = detector.detect(frame.rgb, frame.index, follow, search_tiles=search, scaled=scaled)
             since_cut += 1
-            with timer.step("mesh"):
-                attach_meshes(detections, mesher.process(frame.rgb) if detections else [])
             with timer.step("tracks"):
                 tracker.update(frame.index, detections)
+                new_face = any(d.track_id not in previous_tracks for d in detections)
+                previous_tracks = {d.track_id for d in detections}
+            with timer.step("mesh"):
+                if detections and mesh_schedule.should_run(new_face):
+                    meshes = mesher.process(frame.rgb, len(detections))
+                    mesh_schedule.ran(bool(meshes))
+                    attach_meshes(detections, meshes)
+                elif detections:
+                    mesh_schedule.skipped()
             if crop_mesher is not None:
                 with timer.step("crop_mesh"):
                     for det in detections:
