@@ -169,11 +169,9 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
                 continue
             if index >= plan.stop_frame:
                 break
-            rgb = frame.to_ndarray(format="rgb24")
-            crop = cv2.warpAffine(rgb, affine, (size, size), flags=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            image = crop_yuv420(frame, affine, size, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
             if written % 5 == 0 and np.isfinite(face_boxes[index]).all():
-                sharpness.append(face_sharpness(rgb, face_boxes[index]))
-            image = av.VideoFrame.from_ndarray(crop, format="rgb24")
+                sharpness.append(face_sharpness(frame.to_ndarray(format="rgb24"), face_boxes[index]))
             image.pts = written
             image.time_base = Fraction(1, clips.fps)
             for packet in video.encode(image):
@@ -207,6 +205,36 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
     for ext in ("mp4", "flac", "labels.npz", "json"):  # JSON last: the commit marker
         os.replace(partial[ext], paths[ext])
     return plan
+
+
+def crop_yuv420(frame, affine: np.ndarray, size: int, interpolation: int):
+    """The ``size`` x ``size`` crop ``affine`` (source px -> crop px: scale, then shift) of a
+    decoded frame, as a yuv420p frame for the encoder.
+
+    Each plane is warped on its own (chroma on its half-resolution grid), so a frame is
+    never converted to RGB and back: a 720p frame's RGB conversion cost more than its crop,
+    and the encoder converted the RGB crop back to yuv420p. Chroma samples sit at even luma
+    columns and between luma rows (the MPEG-2, MPEG-4 and H.264 default), which fixes the
+    chroma plane's shift.
+    """
+    import av
+    import cv2
+
+    if frame.format.name != "yuv420p":
+        frame = frame.reformat(format="yuv420p")
+    scale, dx, dy = float(affine[0, 0]), float(affine[0, 2]), float(affine[1, 2])
+    # luma x = 2 * chroma x, luma y = 2 * chroma y + 0.5 (in the source and in the crop alike)
+    chroma_affine = np.float32([[scale, 0, dx / 2], [0, scale, (dy + 0.5 * scale - 0.5) / 2]])
+    planes = []
+    for index, (matrix, side) in enumerate(((affine, size), (chroma_affine, size // 2), (chroma_affine, size // 2))):
+        plane = frame.planes[index]
+        rows = frame.height if index == 0 else (frame.height + 1) // 2
+        columns = frame.width if index == 0 else (frame.width + 1) // 2
+        pixels = np.frombuffer(plane, np.uint8).reshape(rows, plane.line_size)[:, :columns]
+        planes.append(cv2.warpAffine(pixels, matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_REPLICATE))
+    # from_ndarray's yuv420p layout: the Y rows, then U and V each flattened to size // 4 rows
+    stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(size * 3 // 2, size)
+    return av.VideoFrame.from_ndarray(stacked, format="yuv420p")
 
 
 def face_sharpness(rgb: np.ndarray, box_xyxy_px: np.ndarray) -> float:

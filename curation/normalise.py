@@ -39,7 +39,7 @@ def normalise_span(
     max_short_side_px: int = 1080,
     keyframe_every: int | None = None,
 ) -> NormalisedSpan:
-    """Write ``[start_s, end_s)`` of ``source`` to ``out_path`` (Matroska: H.264 + PCM).
+    """Write ``[start_s, end_s)`` of ``source`` to ``out_path`` (Matroska: MPEG-4 Part 2 + PCM).
 
     ``displayed_size`` is the source's (width, height) after rotation (from the probe).
     Audio is interleaved with the video as it is written, so the muxer buffers nothing.
@@ -53,17 +53,17 @@ def normalise_span(
     width, height = displayed_size
     scale = min(1.0, max_short_side_px / min(width, height))
     size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
-    audio = _audio_span(source, start_s, n_frames / fps, audio_rate_hz)
-    pcm = np.clip(audio * 32767.0, -32768, 32767).astype(np.int16)
     samples_per_frame = audio_rate_hz / fps
     partial = out_path.with_name(out_path.name + ".partial")
     written = 0
+    # One opening of the source for all three reads (each opening probes the streams by decoding).
     with av.open(str(source)) as container, av.open(str(partial), mode="w", format="matroska") as out:
-        video_out = out.add_stream("libx264", rate=fps)
-        video_out.width, video_out.height = size
-        video_out.pix_fmt = "yuv420p"
-        video_out.options = {"preset": "ultrafast", "crf": "16", "threads": "1"}  # a worker is one core
-        video_out.codec_context.time_base = Fraction(1, fps)
+        stream = container.streams.video[0]
+        stream.codec_context.thread_count = 1  # a curation worker is one core
+        first_pts = _first_pts(container, stream)  # before any seek
+        audio = _audio_span(container, start_s, n_frames / fps, audio_rate_hz)
+        pcm = np.clip(audio * 32767.0, -32768, 32767).astype(np.int16)
+        video_out = _add_video_stream(out, fps, size)
         audio_out = out.add_stream("pcm_s16le", rate=audio_rate_hz)
         audio_out.layout = "mono"
         audio_written = 0
@@ -77,15 +77,9 @@ def normalise_span(
                 _encode_pcm(out, audio_out, pcm[audio_written:audio_due], audio_written, audio_rate_hz)
                 audio_written = audio_due
 
-        stream = container.streams.video[0]
-        stream.codec_context.thread_count = 1  # a curation worker is one core
-        first_pts = _first_pts(source)
-        container.seek(max(0, int((start_s - 1.0) * 1_000_000)), any_frame=False, backward=True)
         held = None  # the latest decoded frame at or before the next output time
         try:
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
+            for frame in _frames_from(container, stream, start_s, first_pts):
                 time_s = float((frame.pts - first_pts) * frame.time_base)
                 while written < n_frames and time_s > start_s + written / fps + 1e-6:
                     emit(held if held is not None else frame)  # before the first frame: show it
@@ -125,6 +119,27 @@ def read_normalised(path: Path, audio_rate_hz: int) -> NormalisedSpan | None:
     return NormalisedSpan(path, n_frames, fps, width, height, audio)
 
 
+# The normalised file is an intermediate that is written once and decoded twice (label, clips):
+# MPEG-4 Part 2 at a fixed quantiser of 1 costs less to encode and to decode than x264's
+# ultrafast preset at crf 16 and keeps more (docs/performance.md "Curation").
+INTERMEDIATE_CODEC = "mpeg4"
+INTERMEDIATE_QSCALE = 1
+
+
+def _add_video_stream(out, fps: int, size: tuple[int, int]):
+    """The intermediate's video stream: constant quantiser, no B-frames, keyframes only where forced."""
+    video_out = out.add_stream(INTERMEDIATE_CODEC, rate=fps)
+    video_out.width, video_out.height = size
+    video_out.pix_fmt = "yuv420p"
+    # One thread (a worker is one core); keyframes are the forced ones, and one every 600 frames
+    # (the encoder's longest GOP) bounds how far the clip writer may decode to reach a clip.
+    quantiser = str(INTERMEDIATE_QSCALE)
+    video_out.options = {"threads": "1", "g": "600", "bf": "0", "qmin": quantiser, "qmax": quantiser}
+    video_out.codec_context.qscale = True  # a fixed quantiser (qmin = qmax), no rate control
+    video_out.codec_context.time_base = Fraction(1, fps)
+    return video_out
+
+
 def _encode_frame(out, video_out, frame, turns: int, size: tuple[int, int], index: int, keyframe: bool) -> None:
     import av
     from av.video.frame import PictureType
@@ -140,8 +155,9 @@ def _encode_frame(out, video_out, frame, turns: int, size: tuple[int, int], inde
 
             rgb = cv2.resize(np.ascontiguousarray(rgb), size, interpolation=cv2.INTER_AREA)
         image = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    # A set picture type is obeyed by x264 (I: a keyframe, closed GOP); a source frame's own
-    # type is cleared. The encoder keeps its own reference, so a held frame may be sent again.
+    # A set picture type is obeyed by the encoder (I: a keyframe, no later frame refers to an
+    # earlier one); a source frame's own type is cleared. The encoder keeps its own reference,
+    # so a held frame may be sent again.
     image.pict_type = PictureType.I if keyframe else PictureType.NONE
     image.pts = index
     image.time_base = Fraction(1, video_out.codec_context.time_base.denominator)
@@ -160,44 +176,71 @@ def _encode_pcm(out, audio_out, pcm: np.ndarray, first_sample: int, rate_hz: int
         out.mux(packet)
 
 
-def _first_pts(source: Path) -> int:
-    """The first video frame's pts: source times are measured from it (as the scan does)."""
-    import av
+# Seek to the keyframe at or before a span's start (spans start at scene cuts, where encoders
+# put keyframes), then this far before it if the demuxer lands after the start, then from the
+# file's start. The first margin is negative (1 ms after the start) so that a keyframe on the
+# start itself is found despite rounding to microseconds.
+SEEK_MARGINS_S = (-0.001, 1.0, 10.0)
 
-    with av.open(str(source)) as container:
-        stream = container.streams.video[0]
-        for frame in container.decode(stream):
-            if frame.pts is not None:
-                return frame.pts
+
+def _frames_from(container, stream, start_s: float, first_pts: int):
+    """Decoded frames (with a pts) from the keyframe at or before ``start_s`` (source time).
+
+    The keyframe at or before the span's start, not one a fixed margin earlier: a margin of
+    a second skipped the keyframe that an encoder puts on the scene cut where a span starts,
+    and normalise decoded (and dropped) the whole GOP before it, up to 10 s at x264's
+    default. Demuxers may index decode times, or coarsely, so a seek can land after the
+    start: then it is repeated further back (``SEEK_MARGINS_S``), at last from the file's start.
+    """
+    origin_s = float(first_pts * stream.time_base)
+    for margin_s in (*SEEK_MARGINS_S, None):
+        from_start = margin_s is None or start_s - margin_s <= 0 or start_s <= 0
+        target_us = 0 if from_start else int((origin_s + start_s - margin_s) * 1_000_000)
+        container.seek(target_us, any_frame=False, backward=True)
+        frames = (frame for frame in container.decode(stream) if frame.pts is not None)
+        first = next(frames, None)
+        if first is None and from_start:
+            return
+        if first is not None and (from_start or float((first.pts - first_pts) * first.time_base) <= start_s + 1e-6):
+            yield first
+            yield from frames
+            return
+
+
+def _first_pts(container, stream) -> int:
+    """The first video frame's pts (of a container not yet read from): source times are measured
+    from it (as the scan does)."""
+    for frame in container.decode(stream):
+        if frame.pts is not None:
+            return frame.pts
     return 0
 
 
-def _audio_span(source: Path, start_s: float, duration_s: float, rate_hz: int) -> np.ndarray:
+def _audio_span(container, start_s: float, duration_s: float, rate_hz: int) -> np.ndarray:
     """``duration_s`` of mono audio from ``start_s`` (source time), resampled to ``rate_hz``."""
     import av
 
     wanted = int(round(duration_s * rate_hz))
     pieces, first_time, decoded = [], None, 0
-    with av.open(str(source)) as container:
-        if not container.streams.audio:
-            return np.zeros(wanted, np.float32)
-        stream = container.streams.audio[0]
-        video_start = _video_start_s(container)
-        container.seek(max(0, int((start_s + video_start - 1.0) * 1_000_000)), any_frame=False, backward=True)
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate_hz)
-        try:
-            for frame in container.decode(stream):
-                if frame.pts is None:
-                    continue
-                for out in resampler.resample(frame):
-                    if first_time is None:
-                        first_time = float(out.pts * out.time_base) - video_start if out.pts is not None else 0.0
-                    pieces.append(out.to_ndarray().reshape(-1))
-                    decoded += len(pieces[-1])
-                if first_time is not None and first_time + decoded / rate_hz >= start_s + duration_s:
-                    break
-        except (av.error.FFmpegError, ValueError):
-            pass  # a damaged audio tail: what was decoded is kept, the rest is silence
+    if not container.streams.audio:
+        return np.zeros(wanted, np.float32)
+    stream = container.streams.audio[0]
+    video_start = _video_start_s(container)
+    container.seek(max(0, int((start_s + video_start - 1.0) * 1_000_000)), any_frame=False, backward=True)
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate_hz)
+    try:
+        for frame in container.decode(stream):
+            if frame.pts is None:
+                continue
+            for out in resampler.resample(frame):
+                if first_time is None:
+                    first_time = float(out.pts * out.time_base) - video_start if out.pts is not None else 0.0
+                pieces.append(out.to_ndarray().reshape(-1))
+                decoded += len(pieces[-1])
+            if first_time is not None and first_time + decoded / rate_hz >= start_s + duration_s:
+                break
+    except (av.error.FFmpegError, ValueError):
+        pass  # a damaged audio tail: what was decoded is kept, the rest is silence
     if not pieces:
         return np.zeros(wanted, np.float32)
     samples = np.concatenate(pieces).astype(np.float32)

@@ -113,7 +113,9 @@ class SpanWorker:
                                         audio_rate_hz=clips_cfg.audio_rate_hz,
                                         keyframe_every=int(round(clips_cfg.clip_s * clips_cfg.fps)))
         with _timed("label", cpu, wall):
-            labels = label_video(span_file, work / "labels", self.label_config)
+            # A span is one scene of the scan (cut and dissolve detection on every frame), so its
+            # only shot start is frame 0 and the labeler's own per-frame cut check is not needed.
+            labels = label_video(span_file, work / "labels", self.label_config, shot_starts=[0])
         if not labels.ok:
             return {"span_id": span["span_id"], "status": "rejected", "reason": f"labeling: {labels.meta.get('reason')}",
                     "clips": [], "cpu_s": cpu, "wall_s": wall}

@@ -1,0 +1,32 @@
+"""SpanWorker: a span is one scene of the scan, so the labeler is told its only shot starts at frame 0."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from emoforge.curation.config import CurationConfig
+from emoforge.curation.process import SpanWorker
+
+from test_normalise import _write_source
+
+
+def test_a_span_is_labelled_as_one_known_shot(tmp_path, monkeypatch):
+    import emoforge.labeling.label as label_module
+
+    source = tmp_path / "source.mp4"
+    _write_source(source, n_frames=50)
+    calls = []
+
+    class _Rejected:
+        ok, meta = False, {"reason": "stub"}
+
+    def fake_label_video(path, out_dir, config, shot_starts=None, overwrite=False):
+        calls.append({"path": Path(path), "shot_starts": shot_starts})
+        return _Rejected()
+
+    monkeypatch.setattr(label_module, "label_video", fake_label_video)
+    span = {"span_id": "s-0000010-0000040", "start_frame": 10, "stop_frame": 40, "start_s": 0.4, "end_s": 1.6, "scene_index": 0}
+    probe = {"display_rotation_deg": 0, "width": 160, "height": 96}
+    result = SpanWorker(CurationConfig()).process("s", str(source), span, probe, {}, str(tmp_path / "out"))
+    assert result["status"] == "rejected" and result["reason"] == "labeling: stub"
+    assert calls == [{"path": tmp_path / "out" / "work" / "s" / "s-0000010-0000040.mkv", "shot_starts": [0]}]
