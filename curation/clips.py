@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.curation.config import ClipConfig, FilterConfig
-from emoforge.media import clip_video_options, encode_audio
+from emoforge.media import clip_video_options, encode_audio, plane_pixels
 
 CLIP_SCHEMA_VERSION = 1
 
@@ -227,11 +227,7 @@ def crop_yuv420(frame, affine: np.ndarray, size: int, interpolation: int):
     chroma_affine = np.float32([[scale, 0, dx / 2], [0, scale, (dy + 0.5 * scale - 0.5) / 2]])
     planes = []
     for index, (matrix, side) in enumerate(((affine, size), (chroma_affine, size // 2), (chroma_affine, size // 2))):
-        plane = frame.planes[index]
-        rows = frame.height if index == 0 else (frame.height + 1) // 2
-        columns = frame.width if index == 0 else (frame.width + 1) // 2
-        pixels = np.frombuffer(plane, np.uint8).reshape(rows, plane.line_size)[:, :columns]
-        planes.append(cv2.warpAffine(pixels, matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_REPLICATE))
+        planes.append(cv2.warpAffine(plane_pixels(frame, index), matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_REPLICATE))
     # from_ndarray's yuv420p layout: the Y rows, then U and V each flattened to size // 4 rows
     stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(size * 3 // 2, size)
     return av.VideoFrame.from_ndarray(stacked, format="yuv420p")

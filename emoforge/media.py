@@ -1,10 +1,17 @@
-"""PyAV helpers shared by the parts that write media (footage, clips, synthetic test clips)."""
+"""PyAV helpers shared by the parts that read and write media (footage, clips, shards, synthetic test clips)."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
 import numpy as np
+
+
+def plane_pixels(frame, index: int) -> np.ndarray:
+    """Plane ``index`` of a decoded video frame as a ``(rows, width)`` uint8 view of the
+    decoder's memory (no copy; rows are padded to ``line_size``, hence the strides)."""
+    plane = frame.planes[index]
+    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
 
 
 def encode_audio(container, stream, planes: np.ndarray, rate_hz: int, flush: bool = True) -> None:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emoforge.media import plane_pixels
+
 
 class DecodeError(Exception):
     """The video bytes cannot give the wanted frames (damaged, too short)."""
@@ -198,20 +200,14 @@ def _opencv_converts(frame) -> bool:
     return frame.format.name == "yuv420p" and frame.color_range != 2 and frame.height % 2 == 0 and frame.width % 2 == 0
 
 
-def _plane(frame, index: int) -> np.ndarray:
-    """Plane ``index`` of a decoded frame as a (rows, width) view of the decoder's memory (rows padded to line_size)."""
-    plane = frame.planes[index]
-    return np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: plane.height, : plane.width]
-
-
 def i420_planes(frame) -> np.ndarray:
     """A yuv420p frame of even size as one contiguous ``(3H/2, W)`` I420 array (what OpenCV converts)."""
     height, width = frame.height, frame.width
     into = np.empty((height * 3 // 2, width), np.uint8)
-    into[:height] = _plane(frame, 0)
+    into[:height] = plane_pixels(frame, 0)
     chroma = into[height:].reshape(2, height // 2, width // 2)  # U then V, (h/2, w/2) each
-    chroma[0] = _plane(frame, 1)
-    chroma[1] = _plane(frame, 2)
+    chroma[0] = plane_pixels(frame, 1)
+    chroma[1] = plane_pixels(frame, 2)
     return into
 
 
@@ -227,7 +223,7 @@ def frame_i420(frame, out_hw: tuple[int, int], into: np.ndarray) -> np.ndarray:
     if not _opencv_converts(frame):
         frame = frame.reformat(width=width, height=height, format="yuv420p", dst_color_range=1)  # 1: MPEG (limited)
     chroma = into[height:].reshape(2, height // 2, width // 2)
-    for source, target in zip((_plane(frame, 0), _plane(frame, 1), _plane(frame, 2)), (into[:height], chroma[0], chroma[1])):
+    for source, target in zip((plane_pixels(frame, 0), plane_pixels(frame, 1), plane_pixels(frame, 2)), (into[:height], chroma[0], chroma[1])):
         if source.shape == target.shape:
             target[...] = source
         else:
