@@ -123,6 +123,9 @@ class RunConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RunConfig":
         data = {k: v for k, v in data.items() if k != "format"}
+        if isinstance(data.get("data"), dict) and "output_uint8" in data["data"]:  # saved before data.pixels: what it meant
+            old = dict(data["data"])
+            data["data"] = {"pixels": "uint8" if old.pop("output_uint8") else "float32", **old}
         base = data.pop("preset", None)
         try:
             if base is None:

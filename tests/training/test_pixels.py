@@ -41,3 +41,13 @@ def test_data_pixels_setting_is_checked():
     assert DataConfig().pixels == "yuv420"
     with pytest.raises(UserError, match="data.pixels"):
         DataConfig(pixels="rgb")
+
+
+def test_run_configs_saved_before_data_pixels_still_load():
+    from emoforge.training.run_config import RunConfig
+
+    saved = RunConfig().to_dict()
+    del saved["data"]["pixels"]
+    for output_uint8, pixels in ((True, "uint8"), (False, "float32")):
+        saved["data"]["output_uint8"] = output_uint8
+        assert RunConfig.from_dict(saved).data.pixels == pixels  # the run goes on as it began
