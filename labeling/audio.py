@@ -135,6 +135,20 @@ def _mel_filter_bank(n_fft: int, n_mels: int, sample_rate: int) -> np.ndarray:
     return filters * (2.0 / (upper - lower))
 
 
+def _mel_frame_starts(n_samples: int, rows: tuple[int, int] | None) -> np.ndarray:
+    """First sample (may be < 0) of each log-mel frame in ``rows`` (all when None); rows past the last frame repeat it."""
+    n_out = n_samples // MEL_HOP_SAMPLES + 1
+    first, stop = (0, n_out) if rows is None else (int(rows[0]), int(rows[1]))
+    return np.minimum(np.arange(first, stop), n_out - 1) * MEL_HOP_SAMPLES - MEL_WINDOW_SAMPLES // 2
+
+
+def log_mel_samples(n_samples: int, rows: tuple[int, int] | None = None) -> tuple[int, int]:
+    """``(low, high)``: the samples of an ``n_samples`` signal that :func:`log_mel` ``rows`` read
+    (a caller may decode only those and leave the rest zero: the same result)."""
+    starts = _mel_frame_starts(n_samples, rows)
+    return max(0, int(starts.min())), min(n_samples, int(starts.max()) + MEL_WINDOW_SAMPLES)
+
+
 def log_mel(samples_16k: np.ndarray, n_mels: int = MEL_BANDS, rows: tuple[int, int] | None = None) -> np.ndarray:
     """``(T, n_mels)`` float32 log-mel at 100 frames per second; frame ``t`` is centred on ``t * 10 ms``.
 
@@ -144,10 +158,7 @@ def log_mel(samples_16k: np.ndarray, n_mels: int = MEL_BANDS, rows: tuple[int, i
     """
     samples = np.asarray(samples_16k, dtype=np.float64)
     n_fft = 512
-    pad = MEL_WINDOW_SAMPLES // 2
-    n_out = len(samples) // MEL_HOP_SAMPLES + 1
-    first, stop = (0, n_out) if rows is None else (int(rows[0]), int(rows[1]))
-    starts = np.minimum(np.arange(first, stop), n_out - 1) * MEL_HOP_SAMPLES - pad  # each frame's first sample
+    starts = _mel_frame_starts(len(samples), rows)  # each frame's first sample
     begin, end = int(starts.min()), int(starts.max()) + MEL_WINDOW_SAMPLES  # the samples these frames see
     low, high = max(0, begin), min(len(samples), end)
     padded = np.pad(samples[low:high], (low - begin, end - high))  # zeros where frames reach past the signal

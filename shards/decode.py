@@ -227,8 +227,7 @@ def frame_i420(frame, out_hw: tuple[int, int], into: np.ndarray) -> np.ndarray:
         if source.shape == target.shape:
             target[...] = source
         else:
-            shrinking = target.size < source.size
-            cv2.resize(source, target.shape[::-1], dst=target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+            cv2.resize(source, target.shape[::-1], dst=target, interpolation=_interpolation(source.shape[:2], target.shape[:2]))
     return into
 
 
@@ -255,9 +254,15 @@ def _resized(rgb: np.ndarray, out_hw: tuple[int, int], scratch: np.ndarray | Non
     height, width = out_hw
     if rgb.shape[:2] == (height, width):
         return rgb
-    shrinking = height * width < rgb.shape[0] * rgb.shape[1]
     target = scratch if (scratch is not None and scratch.shape == (height, width, 3)) else None
-    return cv2.resize(rgb, (width, height), dst=target, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    return cv2.resize(rgb, (width, height), dst=target, interpolation=_interpolation(rgb.shape[:2], out_hw))
+
+
+def _interpolation(from_hw: tuple[int, int], to_hw: tuple[int, int]) -> int:
+    """Area averaging when shrinking, bilinear when enlarging."""
+    import cv2
+
+    return cv2.INTER_AREA if to_hw[0] * to_hw[1] < from_hw[0] * from_hw[1] else cv2.INTER_LINEAR
 
 
 def _decode_group(video: VideoPackets, keyframe_index: int, wanted: set[int], writer: _FrameWriter) -> None:

@@ -96,17 +96,14 @@ def _read_flac(flac_bytes: bytes, mel_rows: tuple[int, int]) -> np.ndarray:
     """
     import soundfile
 
-    from emoforge.labeling.audio import MEL_HOP_SAMPLES, MEL_WINDOW_SAMPLES
+    from emoforge.labeling.audio import log_mel_samples
 
     try:
         with soundfile.SoundFile(io.BytesIO(flac_bytes)) as audio:
             if audio.samplerate != 16000 or audio.channels != 1:
                 raise SampleError("bad_audio", f"{audio.samplerate} Hz, {audio.channels} channels")
             total = audio.frames
-            last_row = total // MEL_HOP_SAMPLES  # log_mel's last row; later rows repeat it
-            rows = np.minimum([mel_rows[0], max(mel_rows[0], mel_rows[1] - 1)], last_row)
-            low = max(0, int(rows[0]) * MEL_HOP_SAMPLES - MEL_WINDOW_SAMPLES // 2)
-            high = min(total, int(rows[1]) * MEL_HOP_SAMPLES - MEL_WINDOW_SAMPLES // 2 + MEL_WINDOW_SAMPLES)
+            low, high = log_mel_samples(total, mel_rows)
             samples = np.zeros(total, np.float32)
             if high > low:
                 audio.seek(low)
