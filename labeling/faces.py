@@ -30,6 +30,10 @@
   too large). A mesh found on the crop, with its nose inside the detection, gives that
   detection its face box and pose; a track whose detections mostly get no mesh either
   way is not a face (scenery the full-range model fires on) and is dropped by the labeler.
+- :func:`carry_detections`: where the tracking mesh holds every face of the last frame, the
+  labeler runs the detector on only some frames (``LabelConfig.detect_every``); between,
+  the mesh's faces carry the last boxes (``CARRIED``), and when they do not pair one to one
+  with the last frame's (a face lost, one more) the detector runs after all.
 - :class:`FaceTracker` links boxes into tracks by IoU, within a shot only (a cut ends
   every track); track ids are unique within a video.
 """
@@ -44,6 +48,7 @@ import numpy as np
 from emoforge.errors import require
 
 SHORT_RANGE, FULL_RANGE = 0, 1
+CARRIED = 2  # not a detector's box: the last one, carried by the tracking mesh over a frame the detector skipped
 NOSE_TIP = 1
 
 
@@ -51,7 +56,7 @@ NOSE_TIP = 1
 class Detection:
     box_xyxy_px: np.ndarray  # (4,) float
     score: float
-    model: int  # SHORT_RANGE or FULL_RANGE
+    model: int  # SHORT_RANGE, FULL_RANGE or CARRIED (carry_detections)
     track_id: int = -1
     mesh_px: np.ndarray | None = None  # (478, 3) float32 when the mesh tracked this face
     flow_px: np.ndarray | None = None  # (478, 2) float32 landmark motion since the previous frame (flow.py)
@@ -85,6 +90,42 @@ def _mediapipe():
     return require("mediapipe", "faces")
 
 
+class _Graph:
+    """A MediaPipe solution's graph (``mp.solutions``), run one image at a time.
+
+    ``SolutionBase.process`` spends ~0.3-0.7 ms of Python a call around the graph's own
+    work (measured on the 2-core VM: a third of the short-range detector's 2.2 ms): it builds
+    a new ``namedtuple`` class on every call (whose reference cycles the garbage collector
+    then walks) and copies every writeable image into its packet. Here the graph the
+    solution built, with its options, gets the image by reference (a read-only view of it:
+    MediaPipe holds a reference to the array while its packet lives; the caller's array
+    keeps its flags) and only the output stream wanted is read. These attributes are those
+    of the pinned MediaPipe (0.10.21, pyproject.toml)."""
+
+    def __init__(self, solution, output: str):
+        self.solution = solution
+        self._output = output
+        ((self._stream, self._kind),) = solution._input_stream_type_info.items()
+
+    def run(self, rgb: np.ndarray) -> list:
+        """The output stream's protos for ``rgb`` (``(H, W, 3)`` uint8); ``[]`` when there are none."""
+        from mediapipe.python import packet_getter
+
+        image = np.ascontiguousarray(rgb).view()
+        image.flags.writeable = False
+        solution = self.solution
+        solution._graph_outputs.clear()
+        solution._simulated_timestamp += 33333  # as process() does: a 30 fps clock
+        packet = solution._make_packet(self._kind, image).at(solution._simulated_timestamp)
+        solution._graph.add_packet_to_input_stream(stream=self._stream, packet=packet)
+        solution._graph.wait_until_idle()
+        out = solution._graph_outputs.get(self._output)
+        return [] if out is None or out.is_empty() else packet_getter.get_proto_list(out)
+
+    def close(self) -> None:
+        self.solution.close()
+
+
 def square_tiles(width: int, height: int, overlap: float = 0.1) -> list[tuple[int, int, int, int]]:
     """Overlapping square tiles ``(x0, y0, x1, y1)`` of the frame's short side along its long side
     (at least ``overlap`` of a tile shared by neighbours); one tile for a square frame."""
@@ -103,13 +144,14 @@ def _holds(box: np.ndarray, point: np.ndarray) -> bool:
 class FaceDetector:
     """MediaPipe face detection, short- and full-range, merged; tiles and crops for small faces."""
 
-    def __init__(self, min_score: float = 0.5, full_range_every: int = 10, follow_context: float = 4.0):
+    def __init__(self, min_score: float = 0.5, full_range_every: int = 20, follow_context: float = 4.0):
         mp = _mediapipe()
         self.min_score = min_score
         self.full_range_every = max(1, int(full_range_every))
         self.follow_context = float(follow_context)
-        self._short = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=min_score)
-        self._full = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=min_score)
+        detection = mp.solutions.face_detection.FaceDetection
+        self._short = _Graph(detection(model_selection=0, min_detection_confidence=min_score), "detections")
+        self._full = _Graph(detection(model_selection=1, min_detection_confidence=min_score), "detections")
         self._face_before = True  # the last frame showed a face (or there was none): see the module docstring
 
     def detect(self, rgb: np.ndarray, frame_index: int = 0, follow_boxes=(), search_tiles: bool = False,
@@ -152,9 +194,8 @@ class FaceDetector:
         if x1 - x0 < 8 or y1 - y0 < 8:
             return []
         image = rgb if region is None else np.ascontiguousarray(rgb[y0:y1, x0:x1])
-        result = model.process(image)
         out = []
-        for det in result.detections or ():
+        for det in model.run(image):
             rel = det.location_data.relative_bounding_box
             box = np.array(
                 [x0 + rel.xmin * (x1 - x0), y0 + rel.ymin * (y1 - y0),
@@ -228,11 +269,11 @@ class FaceMesher:
         if faces > self.graph_faces:
             self.reset()
             self.graph_faces = faces
-            self._mesh = self._mp.solutions.face_mesh.FaceMesh(max_num_faces=faces, **self._args)
+            self._mesh = _Graph(self._mp.solutions.face_mesh.FaceMesh(max_num_faces=faces, **self._args),
+                                "multi_face_landmarks")
         height, width = rgb.shape[:2]
-        result = self._mesh.process(rgb)
         meshes = []
-        for face in result.multi_face_landmarks or ():
+        for face in self._mesh.run(rgb):
             meshes.append(_landmarks(face, np.float32) * np.array([width, height, width], dtype=np.float32))
         return meshes
 
@@ -270,9 +311,9 @@ class CropMesher:
     def __init__(self, crop_px: int = 256, context: float = 1.4, min_detection: float = 0.5):
         self.crop_px = int(crop_px)
         self.context = float(context)
-        self._mesh = _mediapipe().solutions.face_mesh.FaceMesh(
+        self._mesh = _Graph(_mediapipe().solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=1, refine_landmarks=True, min_detection_confidence=min_detection
-        )
+        ), "multi_face_landmarks")
 
     def mesh_for(self, rgb: np.ndarray, box_xyxy_px: np.ndarray) -> np.ndarray | None:
         """``(478, 3)`` float32 mesh in frame pixels (x, y, z as :class:`FaceMesher`), or None."""
@@ -286,10 +327,10 @@ class CropMesher:
         warp = np.float32([[scale, 0, half - centre_x * scale], [0, scale, half - centre_y * scale]])
         crop = cv2.warpAffine(rgb, warp, (self.crop_px, self.crop_px), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_CONSTANT)
-        result = self._mesh.process(crop)
-        if not result.multi_face_landmarks:
+        faces = self._mesh.run(crop)
+        if not faces:
             return None
-        points = _landmarks(result.multi_face_landmarks[0], np.float64)
+        points = _landmarks(faces[0], np.float64)
         points *= self.crop_px  # crop pixels on every axis (z on x's scale)
         mesh = np.empty_like(points)
         mesh[:, 0] = (points[:, 0] - half) / scale + centre_x
@@ -344,6 +385,41 @@ def drop_duplicate_faces(detections: list[Detection], last_face_boxes: dict | No
             continue
         out.append(det)
     return [d for d in detections if any(d is o for o in out)]
+
+
+def carry_detections(previous: list[Detection], meshes: list[np.ndarray], face_boxes: dict,
+                     frame_wh: tuple[int, int], min_iou: float = 0.3) -> list[Detection] | None:
+    """This frame's detections without running the detector, or None when that cannot be told.
+
+    ``previous``: the last frame's detections, each meshed by the tracking mesh; ``meshes``:
+    the tracking mesh's faces in this frame; ``face_boxes``: track id -> the face (mesh) box
+    of its last frame. When the meshes pair one to one with the previous faces (greedily by
+    the IoU of their mesh boxes, at least ``min_iou``), each previous detection is carried to
+    its face's new mesh box: its box keeps its place and size relative to the face box
+    (clipped to the frame, ``frame_wh``), its score stays, its model becomes :data:`CARRIED`. A face lost, or one more, gives None."""
+    if not previous or len(meshes) != len(previous) or any(d.track_id not in face_boxes for d in previous):
+        return None
+    new = np.stack([mesh_box(m) for m in meshes])
+    old = np.stack([np.asarray(face_boxes[d.track_id], dtype=np.float64) for d in previous])
+    iou = box_iou(new, old)
+    pairs: dict[int, int] = {}
+    for flat in np.argsort(-iou, axis=None):
+        m, p = np.unravel_index(flat, iou.shape)
+        if iou[m, p] < min_iou:
+            break
+        if m not in pairs and p not in pairs.values():
+            pairs[int(m)] = int(p)
+    if len(pairs) != len(meshes):
+        return None
+    out = []
+    for m, p in sorted(pairs.items(), key=lambda pair: pair[1]):
+        old_size = np.maximum(old[p, 2:] - old[p, :2], 1e-6)
+        new_size = new[m, 2:] - new[m, :2]
+        relative = (previous[p].box_xyxy_px - np.tile(old[p, :2], 2)) / np.tile(old_size, 2)
+        box = np.tile(new[m, :2], 2) + relative * np.tile(new_size, 2)
+        box = np.clip(box, 0.0, np.tile(np.asarray(frame_wh, dtype=np.float64), 2))
+        out.append(Detection(box, previous[p].score, CARRIED, mesh_px=meshes[m]))
+    return out
 
 
 def attach_meshes(detections: list[Detection], meshes: list[np.ndarray]) -> None:

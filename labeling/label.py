@@ -32,10 +32,11 @@ class LabelConfig:
 
     min_face_score: float = 0.5
     detect_min_px: int = 640  # whole-frame detection and cuts see the frame area-downscaled by a whole factor to a long side ≥ this (0: full)
-    full_range_every: int = 10  # frames; also where the short-range model finds nothing (faces.FaceDetector)
+    full_range_every: int = 20  # frames; also where the short-range model finds nothing (faces.FaceDetector)
     tile_every: int = 10  # a shot's first frame and every 10th: if no face, the full-range model on tiles (0: never)
     follow_small_below: float = 0.15  # meshed faces smaller than this x the short side: looked for on a crop next frame
     max_mesh_faces: int = 2
+    detect_every: int = 3  # with every face of the last frame held by the tracking mesh, the detector runs on every this many frames of a shot; between, the mesh carries its boxes (faces.carry_detections; 1: every frame)
     mesh_retry_every: int = 5  # the whole-frame mesh, after finding nothing: again at a new face or every this many frames (faces.MeshSchedule; 1: every frame)
     crop_mesh: bool = True  # mesh a detection the tracking mesh missed on an upscaled crop (faces.CropMesher)
     min_track_mesh_fraction: float = 0.5  # a track with fewer of its detections meshed is not a face: dropped
@@ -304,7 +305,7 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
     """Decode once; per frame: cut check, detection (tiles and crops for small faces), mesh (reset
     at cuts), crop mesh, one detection per face, tracking, landmark flow from the previous frame."""
     from emoforge.labeling.faces import (CropMesher, FaceDetector, FaceMesher, FaceTracker, MeshSchedule,
-                                         attach_meshes, drop_duplicate_faces, mesh_box)
+                                         attach_meshes, carry_detections, drop_duplicate_faces, mesh_box)
     from emoforge.labeling.flow import LandmarkFlow
     from emoforge.labeling.shots import CutDetector
     from emoforge.labeling.sync import mouth_opening
@@ -320,6 +321,7 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
     flow = LandmarkFlow() if config.flow_velocity else None
     previous_rgb, previous_meshes = None, {}  # the last frame, and its meshes by track
     previous_tracks: set[int] = set()  # the tracks of the last frame's detections
+    held_by_mesh: list = []  # the last frame's detections when the tracking mesh held every one of them
     mesh_schedule = MeshSchedule(config.mesh_retry_every)  # the whole-frame mesh skips frames after finding nothing
     tracker = FaceTracker()
     cuts = CutDetector(config.cut_threshold)
@@ -348,22 +350,36 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                 mesh_schedule.reset()
                 previous_meshes = {}
                 follow = []
+                held_by_mesh = []
                 since_cut = 0
-            with timer.step("detect"):
-                search = config.tile_every > 0 and since_cut % config.tile_every == 0
-                detections = detector.detect(frame.rgb, frame.index, follow, search_tiles=search, scaled=scaled)
+            detections, meshes = None, None
+            if (since_cut % config.detect_every and frame.index % config.full_range_every and not follow
+                    and held_by_mesh):  # a frame the detector may skip: the tracking mesh first
+                with timer.step("mesh"):
+                    meshes = mesher.process(frame.rgb, len(held_by_mesh))
+                    detections = carry_detections(held_by_mesh, meshes, last_face_box, frame.rgb.shape[1::-1])
+            carried = detections is not None
+            if not carried:
+                with timer.step("detect"):
+                    search = config.tile_every > 0 and since_cut % config.tile_every == 0
+                    detections = detector.detect(frame.rgb, frame.index, follow, search_tiles=search, scaled=scaled)
             since_cut += 1
             with timer.step("tracks"):
                 tracker.update(frame.index, detections)
                 new_face = any(d.track_id not in previous_tracks for d in detections)
                 previous_tracks = {d.track_id for d in detections}
             with timer.step("mesh"):
-                if detections and mesh_schedule.should_run(new_face):
+                if meshes is not None:  # run above: carried, or the detector ran after all
+                    mesh_schedule.ran(bool(meshes))
+                    if not carried:
+                        attach_meshes(detections, meshes)
+                elif detections and mesh_schedule.should_run(new_face):
                     meshes = mesher.process(frame.rgb, len(detections))
                     mesh_schedule.ran(bool(meshes))
                     attach_meshes(detections, meshes)
                 elif detections:
                     mesh_schedule.skipped()
+                tracked = [d for d in detections if d.mesh_px is not None]  # by the tracking mesh
             if crop_mesher is not None:
                 with timer.step("crop_mesh"):
                     for det in detections:
@@ -374,6 +390,7 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                             tries[1] += det.mesh_px is not None
             with timer.step("tracks"):
                 detections = drop_duplicate_faces(detections, last_face_box)
+                held_by_mesh = detections if all(any(d is t for t in tracked) for d in detections) else []
                 boxes = {d.track_id: mesh_box(d.mesh_px) for d in detections if d.mesh_px is not None}
                 last_face_box.update(boxes)
                 follow = _small_faces(boxes.values(), config.follow_small_below * min(frame.rgb.shape[:2]))

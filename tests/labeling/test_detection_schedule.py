@@ -19,13 +19,12 @@ class _RecordingModel:
     def __init__(self, calls: list, name: str, state: dict, face_frames=()):
         self.calls, self.name, self.state, self.face_frames = calls, name, state, set(face_frames)
 
-    def process(self, image):
+    def run(self, image):
         self.calls.append((self.name, self.state["frame"], image.shape[:2]))
         if self.state["frame"] not in self.face_frames:
-            return SimpleNamespace(detections=None)
+            return []
         box = SimpleNamespace(xmin=0.25, ymin=0.25, width=0.25, height=0.5)
-        return SimpleNamespace(detections=[SimpleNamespace(location_data=SimpleNamespace(relative_bounding_box=box),
-                                                           score=[0.9])])
+        return [SimpleNamespace(location_data=SimpleNamespace(relative_bounding_box=box), score=[0.9])]
 
     def close(self):
         pass
@@ -130,3 +129,26 @@ def test_landmarks_are_read_from_the_serialised_message_and_field_by_field_alike
     expected = values.copy()
     expected[10, 2] = 0.0
     np.testing.assert_array_equal(_landmarks(face, np.float32), expected)
+
+
+def test_graphs_run_without_the_solution_wrapper_give_its_answers_and_leave_the_frame_alone():
+    """faces._Graph feeds the solution's own graph by reference: the same detections as the
+    solution's process(), and the caller's frame stays writeable and unchanged."""
+    mp = pytest.importorskip("mediapipe")
+    from labeling_media import portrait_frames
+
+    from emoforge.labeling.faces import _Graph
+
+    frame = portrait_frames(1)[0]
+    before = frame.copy()
+    with mp.solutions.face_detection.FaceDetection(model_selection=0) as reference:
+        expected = reference.process(frame).detections
+    graph = _Graph(mp.solutions.face_detection.FaceDetection(model_selection=0), "detections")
+    try:
+        found = graph.run(frame)
+        assert graph.run(np.zeros((64, 64, 3), np.uint8)) == []
+    finally:
+        graph.close()
+    assert len(found) == len(expected) == 1
+    assert found[0].location_data.relative_bounding_box == expected[0].location_data.relative_bounding_box
+    assert frame.flags.writeable and np.array_equal(frame, before)
