@@ -396,7 +396,8 @@ def carry_detections(previous: list[Detection], meshes: list[np.ndarray], face_b
     of its last frame. When the meshes pair one to one with the previous faces (greedily by
     the IoU of their mesh boxes, at least ``min_iou``), each previous detection is carried to
     its face's new mesh box: its box keeps its place and size relative to the face box
-    (clipped to the frame, ``frame_wh``), its score stays, its model becomes :data:`CARRIED`. A face lost, or one more, gives None."""
+    (clipped to the frame, ``frame_wh``), its score stays, its model becomes :data:`CARRIED`.
+    A face lost, or one more, gives None."""
     if not previous or len(meshes) != len(previous) or any(d.track_id not in face_boxes for d in previous):
         return None
     new = np.stack([mesh_box(m) for m in meshes])

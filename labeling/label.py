@@ -36,7 +36,9 @@ class LabelConfig:
     tile_every: int = 10  # a shot's first frame and every 10th: if no face, the full-range model on tiles (0: never)
     follow_small_below: float = 0.15  # meshed faces smaller than this x the short side: looked for on a crop next frame
     max_mesh_faces: int = 2
-    detect_every: int = 3  # with every face of the last frame held by the tracking mesh, the detector runs on every this many frames of a shot; between, the mesh carries its boxes (faces.carry_detections; 1: every frame)
+    # While the tracking mesh holds every face of the last frame, the detector runs on every
+    # detect_every-th frame of a shot; between, the mesh carries its boxes (faces.carry_detections; 1: every frame).
+    detect_every: int = 3
     mesh_retry_every: int = 5  # the whole-frame mesh, after finding nothing: again at a new face or every this many frames (faces.MeshSchedule; 1: every frame)
     crop_mesh: bool = True  # mesh a detection the tracking mesh missed on an upscaled crop (faces.CropMesher)
     min_track_mesh_fraction: float = 0.5  # a track with fewer of its detections meshed is not a face: dropped
