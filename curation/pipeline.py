@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from collections import Counter, deque
@@ -95,8 +96,10 @@ def _run_on_ray(sources, out_dir: Path, config: CurationConfig, progress):
     actor_cpus = min(ray_config.actor_num_cpus, 0.9 * cpus / (scan_actors + span_actors))
     scanner_cls = ray.remote(num_cpus=actor_cpus, max_restarts=2)(Scanner)
     worker_cls = ray.remote(num_cpus=actor_cpus, max_restarts=2)(SpanWorker)
-    scanners = _Pool([scanner_cls.remote(config) for _ in range(scan_actors)], ray_config.max_in_flight)
-    workers = _Pool([worker_cls.remote(config) for _ in range(span_actors)], ray_config.max_in_flight)
+    cores = _actor_cores(ray_config, cpus, span_actors + scan_actors)  # the span workers first: the heavier
+    workers = _Pool([worker_cls.remote(config, cores[i]) for i in range(span_actors)], ray_config.max_in_flight)
+    scanners = _Pool([scanner_cls.remote(config, cores[span_actors + i]) for i in range(scan_actors)],
+                     ray_config.max_in_flight)
     fetch = ray.remote(num_cpus=0, max_retries=1)(_fetch)
 
     downloads_dir = out_dir / "downloads"
@@ -207,6 +210,29 @@ def _run_on_ray(sources, out_dir: Path, config: CurationConfig, progress):
 def _done(record: dict, progress) -> dict:
     progress.count("finished")
     return record
+
+
+def _actor_cores(ray_config, cpus: int, actors: int) -> list:
+    """The core each actor binds itself to (``RayConfig.pin_cores``), round robin over the
+    first ``cpus`` of the cores this process may use. All None when not pinning, when joining
+    a cluster (its nodes are not this machine, and other jobs may share them) and under a
+    CPU quota (a container's CPU limit: the cores are shared with other containers, and
+    binding to the first few could crowd them)."""
+    if not ray_config.pin_cores or ray_config.address or _under_cpu_quota():
+        return [None] * actors
+    cores = sorted(os.sched_getaffinity(0))[: max(1, cpus)]
+    return [cores[i % len(cores)] for i in range(actors)]
+
+
+def _under_cpu_quota(cgroup: str = "/sys/fs/cgroup") -> bool:
+    """Whether this process's cgroup caps its CPU time (cgroup v2 ``cpu.max``, v1 CFS quota)."""
+    for name in ("cpu.max", "cpu/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_quota_us"):
+        try:
+            quota = (Path(cgroup) / name).read_text().split()[0]
+        except (OSError, IndexError):
+            continue
+        return quota != "max" and int(quota) > 0
+    return False
 
 
 class _Pool:

@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=0.5)
     parser.add_argument("--cpus", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--config", help="a curation config file for every run (emoforge curate --config)")
     parser.add_argument("--lengths", type=float, nargs="*", default=[], help="minutes of one talking video, e.g. 0.5 2")
     args = parser.parse_args()
 
@@ -48,22 +49,24 @@ def main() -> None:
         # 720p and 360p landscape, portrait 29.97 and VFR: formats a curator meets.
         generate_footage(footage, videos=args.videos, seed=7, minutes=args.minutes, distractors=distractors)
         for cpus in args.cpus:
-            results["runs"].append(_curate(footage, out / f"run-{name}-{cpus}cpu", cpus, name))
+            results["runs"].append(_curate(footage, out / f"run-{name}-{cpus}cpu", cpus, name, args.config))
             print(json.dumps(results["runs"][-1]), flush=True)
     for minutes in args.lengths:
         footage = out / f"footage-length-{minutes}"
         generate_footage(footage, videos=1, seed=11, minutes=minutes, distractors=(), formats=("mp4-720p25",))
-        run = _curate(footage, out / f"run-length-{minutes}", 2, f"one {minutes} min talking video")
+        run = _curate(footage, out / f"run-length-{minutes}", 2, f"one {minutes} min talking video", args.config)
         results["lengths"].append({"minutes": minutes, "peak_worker_rss_mb": run["peak_worker_rss_mb"],
                                    "peak_total_rss_mb": run["peak_total_rss_mb"]})
         print(json.dumps(results["lengths"][-1]), flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
-def _curate(footage: Path, run_dir: Path, cpus: int, label: str) -> dict:
+def _curate(footage: Path, run_dir: Path, cpus: int, label: str, config: str | None = None) -> dict:
     shutil.rmtree(run_dir, ignore_errors=True)
     files = sorted(str(p) for p in footage.iterdir() if p.suffix in (".mp4", ".webm", ".mkv"))
     command = [sys.executable, "-m", "emoforge", "curate", *files, "--out", str(run_dir), "--num-cpus", str(cpus)]
+    if config:
+        command += ["--config", config]
     sampler = _MemorySampler()
     sampler.start()
     started = time.perf_counter()
