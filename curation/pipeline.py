@@ -229,9 +229,9 @@ def _under_cpu_quota(cgroup: str = "/sys/fs/cgroup") -> bool:
     for name in ("cpu.max", "cpu/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_quota_us"):
         try:
             quota = (Path(cgroup) / name).read_text().split()[0]
-        except (OSError, IndexError):
+            return quota != "max" and int(quota) > 0
+        except (OSError, IndexError, ValueError):
             continue
-        return quota != "max" and int(quota) > 0
     return False
 
 

@@ -355,8 +355,8 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
                 held_by_mesh = []
                 since_cut = 0
             detections, meshes = None, None
-            if (since_cut % config.detect_every and frame.index % config.full_range_every and not follow
-                    and held_by_mesh):  # a frame the detector may skip: the tracking mesh first
+            if (since_cut % max(1, config.detect_every) and frame.index % max(1, config.full_range_every)
+                    and not follow and held_by_mesh):  # a frame the detector may skip: the tracking mesh first
                 with timer.step("mesh"):
                     meshes = mesher.process(frame.rgb, len(held_by_mesh))
                     detections = carry_detections(held_by_mesh, meshes, last_face_box, frame.rgb.shape[1::-1])
