@@ -82,7 +82,7 @@ class RayConfig:
     label_actors: int | None = None
     actor_num_cpus: float = 0.5  # fractional, so read tasks are never starved (DESIGN.md §6)
     max_in_flight: int = 4  # per stage and actor: bounds the object store
-    pin_cores: bool = True  # a local cluster's actors each bound to one core, round robin (process.pin_to_core; not when joining a cluster or under a CPU quota: pipeline._actor_cores)
+    pin_cores: bool = True  # a local cluster's actors each bound to one core, round robin (emoforge.cores; not when joining a cluster or under a CPU quota: pipeline._actor_cores)
 
 
 @dataclass(frozen=True)

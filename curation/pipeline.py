@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
 import time
 from collections import Counter, deque
 from pathlib import Path
 
+from emoforge.cores import cores_for_workers
 from emoforge.curation.config import CurationConfig
 from emoforge.files import write_json_atomic
 
@@ -213,26 +213,13 @@ def _done(record: dict, progress) -> dict:
 
 
 def _actor_cores(ray_config, cpus: int, actors: int) -> list:
-    """The core each actor binds itself to (``RayConfig.pin_cores``), round robin over the
-    first ``cpus`` of the cores this process may use. All None when not pinning, when joining
-    a cluster (its nodes are not this machine, and other jobs may share them) and under a
-    CPU quota (a container's CPU limit: the cores are shared with other containers, and
-    binding to the first few could crowd them)."""
-    if not ray_config.pin_cores or ray_config.address or _under_cpu_quota():
+    """The core each actor binds itself to (``RayConfig.pin_cores``): round robin over the
+    first ``cpus`` usable cores (``cores.cores_for_workers``: none under a CPU quota). All
+    None when not pinning or when joining a cluster (its nodes are not this machine, and
+    other jobs may share them)."""
+    if not ray_config.pin_cores or ray_config.address:
         return [None] * actors
-    cores = sorted(os.sched_getaffinity(0))[: max(1, cpus)]
-    return [cores[i % len(cores)] for i in range(actors)]
-
-
-def _under_cpu_quota(cgroup: str = "/sys/fs/cgroup") -> bool:
-    """Whether this process's cgroup caps its CPU time (cgroup v2 ``cpu.max``, v1 CFS quota)."""
-    for name in ("cpu.max", "cpu/cpu.cfs_quota_us", "cpu,cpuacct/cpu.cfs_quota_us"):
-        try:
-            quota = (Path(cgroup) / name).read_text().split()[0]
-            return quota != "max" and int(quota) > 0
-        except (OSError, IndexError, ValueError):
-            continue
-    return False
+    return cores_for_workers(actors, cpus)
 
 
 class _Pool:

@@ -15,34 +15,17 @@ failure is caught and recorded so one bad video never stops a run.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import traceback
 from pathlib import Path
 
 import numpy as np
 
+from emoforge.cores import pin_to_core
 from emoforge.curation.config import CurationConfig
 from emoforge.files import file_sha256
 
 SPAN_FPS = 25
-
-
-def pin_to_core(core: int | None) -> None:
-    """Bind every thread of this process, and the threads they start later, to ``core``
-    (None: leave the process as it is).
-
-    A curation actor does one thing at a time on one core's worth of CPU; left free, its
-    MediaPipe graph threads and its main thread are spread over the cores and pay in
-    migrations and cold caches (the labeler alone: 50 fps per CPU-second unpinned, 56-63
-    pinned, docs/labeling.md)."""
-    if core is None:
-        return
-    for thread in os.listdir("/proc/self/task"):
-        try:
-            os.sched_setaffinity(int(thread), {core})
-        except (OSError, ValueError):
-            pass  # a thread that ended meanwhile
 
 
 class Scanner:

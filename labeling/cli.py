@@ -36,6 +36,9 @@ def register(subparsers) -> None:
                              "less accurate)")
     parser.add_argument("--no-mesh", action="store_true", help="do not store the 478-point mesh per frame")
     parser.add_argument("--overwrite", action="store_true", help="relabel videos that already have labels")
+    parser.add_argument("--workers", type=_positive_int, default=None,
+                        help="videos labelled at once, one process each, bound to its own core (default: one per "
+                             "usable core, at most one per video; 1: one at a time in this process)")
     parser.set_defaults(run=_run_label)
 
     buckets = subparsers.add_parser(
@@ -59,7 +62,7 @@ def _run_label(args: argparse.Namespace) -> int:
 
     from emoforge.errors import UserError
     from emoforge.labeling.corpus import fit_corpus_buckets, write_run_config
-    from emoforge.labeling.label import LabelConfig, label_video
+    from emoforge.labeling.label import LabelConfig
 
     paths = []
     for name in args.videos:
@@ -86,22 +89,64 @@ def _run_label(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     write_run_config(out, config, args.buckets, args.window_m)
     rejected = 0
-    for path in paths:
-        labels = label_video(path, out, config, overwrite=args.overwrite)
-        meta = labels.meta
-        if labels.ok:
-            summary = meta.get("summary", {})
-            note = f" ({'; '.join(meta['warnings'])})" if meta.get("warnings") else ""
-            print(f"{path}: ok, {meta['video']['n_frames']} frames, {summary.get('frames_with_pose', 0)} with pose{note}")
+    for path, outcome in _label_all(paths, out, config, args.overwrite, args.workers):
+        if outcome["ok"]:
+            note = f" ({'; '.join(outcome['warnings'])})" if outcome["warnings"] else ""
+            print(f"{path}: ok, {outcome['n_frames']} frames, {outcome['frames_with_pose']} with pose{note}", flush=True)
         else:
             rejected += 1
-            sys.stderr.write(f"{path}: rejected: {meta['reason']}\n")
+            sys.stderr.write(f"{path}: rejected: {outcome['reason']}\n")
     try:
         buckets = fit_corpus_buckets(out, d=args.buckets, window_m=args.window_m, **_min_width(args))
         print(f"speed buckets (deg/s edges): {', '.join(f'{e:.2f}' for e in buckets.edges_deg_per_s)}")
     except UserError as exc:
         sys.stderr.write(f"speed buckets not fitted: {exc}\n")
     return 1 if rejected else 0
+
+
+def _label_all(paths, out, config, overwrite: bool, workers: int | None):
+    """``(path, outcome)`` for each video as it is done (``_label_one``): in this process with
+    one worker, else in a pool of processes each bound to its own core (``emoforge.cores``;
+    the labeler measured 25 % faster bound than floating, docs/labeling.md)."""
+    from emoforge.cores import cores_for_workers, usable_cores
+
+    workers = min(workers or len(usable_cores()), len(paths))
+    if workers <= 1:
+        for path in paths:
+            yield path, _label_one(path, out, config, overwrite)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")  # MediaPipe's threads do not survive a fork
+    cores = context.Queue()
+    for core in cores_for_workers(workers):
+        cores.put(core)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_bind_worker, initargs=(cores,)) as pool:
+        futures = {pool.submit(_label_one, path, out, config, overwrite): path for path in paths}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _bind_worker(cores) -> None:
+    from emoforge.cores import pin_to_core
+
+    pin_to_core(cores.get())
+
+
+def _label_one(path, out, config, overwrite: bool) -> dict:
+    """Label one video; what the command reports of it (the arrays stay in the files)."""
+    from emoforge.labeling.label import label_video
+
+    labels = label_video(path, out, config, overwrite=overwrite)
+    meta = labels.meta
+    return {
+        "ok": labels.ok,
+        "reason": meta.get("reason"),
+        "warnings": meta.get("warnings", []),
+        "n_frames": meta.get("video", {}).get("n_frames", 0),
+        "frames_with_pose": meta.get("summary", {}).get("frames_with_pose", 0),
+    }
 
 
 def _run_buckets(args: argparse.Namespace) -> int:

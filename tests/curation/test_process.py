@@ -32,56 +32,14 @@ def test_a_span_is_labelled_as_one_known_shot(tmp_path, monkeypatch):
     assert calls == [{"path": tmp_path / "out" / "work" / "s" / "s-0000010-0000040.mkv", "shot_starts": [0]}]
 
 
-def test_an_actor_binds_all_its_threads_and_later_ones_to_its_core():
-    """pin_to_core, run in a child process (it changes the process it runs in): a thread
-    started before and one started after end up on the one core."""
-    import os
-    import subprocess
-    import sys
-
-    core = max(os.sched_getaffinity(0))
-    code = f"""
-import os, threading
-from emoforge.curation.process import pin_to_core
-stop = threading.Event()
-before = threading.Thread(target=stop.wait); before.start()
-pin_to_core({core})
-seen = []
-after = threading.Thread(target=lambda: seen.append(os.sched_getaffinity(0))); after.start(); after.join()
-print(sorted({{tuple(sorted(os.sched_getaffinity(int(t)))) for t in os.listdir('/proc/self/task')}}), seen[0] == {{{core}}})
-stop.set()
-"""
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.split() == [f"[({core},)]", "True"]
-
-
-def test_actor_cores_round_robin_over_the_cpus_given_and_not_when_joining_a_cluster(monkeypatch):
-    import os
-
-    from emoforge.curation import pipeline
+def test_actor_cores_round_robin_and_not_when_joining_a_cluster_or_not_pinning(monkeypatch):
+    from emoforge import cores
     from emoforge.curation.config import RayConfig
+    from emoforge.curation.pipeline import _actor_cores
 
-    cores = sorted(os.sched_getaffinity(0))
-    monkeypatch.setattr(pipeline, "_under_cpu_quota", lambda: False)
-    assert pipeline._actor_cores(RayConfig(), 1, 3) == [cores[0]] * 3  # one CPU: one core for all
-    assert pipeline._actor_cores(RayConfig(), len(cores), 2 * len(cores)) == cores + cores
-    assert pipeline._actor_cores(RayConfig(pin_cores=False), 2, 3) == [None] * 3
-    assert pipeline._actor_cores(RayConfig(address="10.0.0.1:6379"), 2, 2) == [None, None]
-    monkeypatch.setattr(pipeline, "_under_cpu_quota", lambda: True)  # a container's CPU limit
-    assert pipeline._actor_cores(RayConfig(), 2, 2) == [None, None]
-
-
-def test_a_cpu_quota_is_read_from_the_cgroup(tmp_path):
-    from emoforge.curation.pipeline import _under_cpu_quota
-
-    assert not _under_cpu_quota(str(tmp_path))  # no cgroup files: no quota
-    (tmp_path / "cpu.max").write_text("200000 100000\n")  # cgroup v2: 2 CPUs' worth
-    assert _under_cpu_quota(str(tmp_path))
-    (tmp_path / "cpu.max").write_text("max 100000\n")
-    assert not _under_cpu_quota(str(tmp_path))
-    (tmp_path / "cpu.max").unlink()
-    (tmp_path / "cpu").mkdir()
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")  # cgroup v1, no quota
-    assert not _under_cpu_quota(str(tmp_path))
-    (tmp_path / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
-    assert _under_cpu_quota(str(tmp_path))
+    usable = cores.usable_cores()
+    monkeypatch.setattr(cores, "under_cpu_quota", lambda: False)
+    assert _actor_cores(RayConfig(), 1, 3) == [usable[0]] * 3  # one CPU: one core for all
+    assert _actor_cores(RayConfig(), len(usable), 2 * len(usable)) == usable + usable
+    assert _actor_cores(RayConfig(pin_cores=False), 2, 3) == [None] * 3
+    assert _actor_cores(RayConfig(address="10.0.0.1:6379"), 2, 2) == [None, None]

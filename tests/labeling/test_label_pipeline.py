@@ -67,6 +67,26 @@ def test_cli_labels_and_fits_buckets(talking_video, tmp_path, capsys):
     assert "VMV" in capsys.readouterr().out
 
 
+def test_workers_in_processes_bound_to_cores_label_as_one_process_does(talking_video, tmp_path, capsys):
+    """--workers 2 (a process per video, each bound to a core) writes the same labels as
+    --workers 1 (in this process)."""
+    second = tmp_path / "second.mp4"
+    write_video(second, portrait_frames(30, size=(160, 120), roll_deg_per_frame=2.0),
+                audio=tone_bursts(1.2, on_s=((0.2, 1.0),)))
+    labelled = {}
+    for workers in (1, 2):
+        out = tmp_path / f"out{workers}"
+        assert main(["label", str(talking_video), str(second), "--out", str(out), "--workers", str(workers)]) == 0
+        assert capsys.readouterr().out.count(": ok, ") == 2
+        labelled[workers] = {p.name: read_labels(p) for p in sorted(out.glob("*.labels.json"))}
+    assert labelled[1].keys() == labelled[2].keys() and len(labelled[1]) == 2
+    for name, one in labelled[1].items():
+        two = labelled[2][name]
+        assert one.arrays.keys() == two.arrays.keys()
+        for key, values in one.arrays.items():
+            np.testing.assert_array_equal(values, two.arrays[key], err_msg=f"{name}: {key}")
+
+
 def test_bad_inputs_are_reasons_not_tracebacks(tmp_path, capsys):
     corrupt = tmp_path / "corrupt.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 20)
