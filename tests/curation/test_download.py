@@ -312,7 +312,9 @@ def test_host_gate_limits_concurrency_and_paces_starts(tmp_path):
         list(pool.map(work, range(6)))
     starts.sort()
     assert peak[0] == 2
-    assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.095
+    # Starts are 0.1 s apart at the gate; they are recorded a thread switch later, which on a
+    # loaded 2-core machine shifted one by 8 ms. Unpaced, two slots would start together.
+    assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.08
 
 
 def test_format_choice_prefers_a_short_side_of_at_least_512(tmp_path):
