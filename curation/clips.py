@@ -1,4 +1,4 @@
-"""Clips: cut a labelled, normalised span into fixed-length windows, filter each with
+"""Clips: cut a labelled span into fixed-length windows, filter each with
 recorded reasons, and write the kept ones as 512x512 face-centred crops with their
 audio and labels (``docs/clips.md``).
 
@@ -122,22 +122,26 @@ def _crop_box(boxes: np.ndarray, width: int, height: int, face_scale: float):
     return (left, top, left + float(side), top + float(side))
 
 
-def write_clip(span_path: Path, audio_16k: np.ndarray, labels, plan: ClipPlan, out_dir: Path, clips: ClipConfig,
+def write_clip(reader, frames, audio_16k: np.ndarray, labels, plan: ClipPlan, out_dir: Path, clips: ClipConfig,
                filters: FilterConfig, provenance: dict, source_id: str, span_start_s: float) -> ClipPlan:
     """Crop, encode and write one planned clip; the sharpness filter is judged here (it needs pixels).
+
+    ``frames`` yields the span's ``(k, decoded frame)`` from ``reader`` (a ``span.SpanReader``)
+    in order, from the clip's first frame or before it; this clip's frames are taken from it,
+    so consecutive clips share one decode.
 
     Files are written under temporary names; the JSON goes last, so a clip exists when its JSON does.
     Whatever happens, no temporary file is left behind.
     """
     partial = [out_dir / f"{plan.clip_id}.{ext}.partial" for ext in ("mp4", "flac", "labels.npz", "json")]
     try:
-        return _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s)
+        return _write_clip(reader, frames, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s)
     finally:
         for path in partial:
             path.unlink(missing_ok=True)
 
 
-def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s):
+def _write_clip(reader, frames, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s):
     import av
     import cv2
     import soundfile
@@ -151,7 +155,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
     sharpness = []
     face_boxes = labels.arrays["box_xyxy_px"]
     audio = audio_16k[int(plan.start_frame * clips.audio_rate_hz / clips.fps) : int(plan.stop_frame * clips.audio_rate_hz / clips.fps)]
-    with av.open(str(span_path)) as source, av.open(str(partial["mp4"]), mode="w", format="mp4") as out:
+    with av.open(str(partial["mp4"]), mode="w", format="mp4") as out:
         video = out.add_stream("libx264", rate=clips.fps)
         video.width = video.height = size
         video.pix_fmt = "yuv420p"
@@ -159,24 +163,27 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
         video.codec_context.time_base = Fraction(1, clips.fps)
         sound = out.add_stream("aac", rate=clips.audio_rate_hz)
         sound.layout = "mono"
-        stream = source.streams.video[0]
-        stream.codec_context.thread_count = 1  # a curation worker is one core
-        source.seek(int(plan.start_frame / clips.fps * 1_000_000), any_frame=False, backward=True)
-        written = 0
-        for frame in source.decode(stream):
-            index = int(round(float(frame.pts * frame.time_base) * clips.fps))
+        written, last = 0, (None, None)  # a repeated source frame is cropped once
+        for index, frame in frames:
             if index < plan.start_frame:
                 continue
-            if index >= plan.stop_frame:
-                break
-            image = crop_yuv420(frame, affine, size, cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+            if frame is not last[0]:
+                # the crop straight from the decoded planes: the labels' coordinates scaled to the frame's
+                picture, (sx, sy) = reader.displayed_yuv(frame)
+                on_frame = np.float32([[affine[0, 0] * sx, 0, affine[0, 2]], [0, affine[1, 1] * sy, affine[1, 2]]])
+                last = (frame, crop_yuv420(picture, on_frame, size, cv2.INTER_AREA if scale * sx < 1 else cv2.INTER_LINEAR))
             if written % 5 == 0 and np.isfinite(face_boxes[index]).all():
-                sharpness.append(face_sharpness(frame.to_ndarray(format="rgb24"), face_boxes[index]))
+                sharpness.append(face_sharpness(reader.rgb(frame), face_boxes[index]))
+            image = last[1]
             image.pts = written
             image.time_base = Fraction(1, clips.fps)
             for packet in video.encode(image):
                 out.mux(packet)
             written += 1
+            if index + 1 >= plan.stop_frame:
+                break
+        if written != plan.stop_frame - plan.start_frame:  # the same reader gave the labeler these frames
+            raise RuntimeError(f"the span gave {written} of the clip's {plan.stop_frame - plan.start_frame} frames")
         for packet in video.encode(None):
             out.mux(packet)
         encode_audio(out, sound, audio[None], clips.audio_rate_hz)
@@ -208,7 +215,7 @@ def _write_clip(span_path, audio_16k, labels, plan, out_dir, clips, filters, pro
 
 
 def crop_yuv420(frame, affine: np.ndarray, size: int, interpolation: int):
-    """The ``size`` x ``size`` crop ``affine`` (source px -> crop px: scale, then shift) of a
+    """The ``size`` x ``size`` crop ``affine`` (source px -> crop px: scale x and y, then shift) of a
     decoded frame, as a yuv420p frame for the encoder.
 
     Each plane is warped on its own (chroma on its half-resolution grid), so a frame is
@@ -222,9 +229,9 @@ def crop_yuv420(frame, affine: np.ndarray, size: int, interpolation: int):
 
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
-    scale, dx, dy = float(affine[0, 0]), float(affine[0, 2]), float(affine[1, 2])
+    sx, sy, dx, dy = float(affine[0, 0]), float(affine[1, 1]), float(affine[0, 2]), float(affine[1, 2])
     # luma x = 2 * chroma x, luma y = 2 * chroma y + 0.5 (in the source and in the crop alike)
-    chroma_affine = np.float32([[scale, 0, dx / 2], [0, scale, (dy + 0.5 * scale - 0.5) / 2]])
+    chroma_affine = np.float32([[sx, 0, dx / 2], [0, sy, (dy + 0.5 * sy - 0.5) / 2]])
     planes = []
     for index, (matrix, side) in enumerate(((affine, size), (chroma_affine, size // 2), (chroma_affine, size // 2))):
         planes.append(cv2.warpAffine(plane_pixels(frame, index), matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_REPLICATE))

@@ -1,7 +1,8 @@
 """The curation job, top to bottom (DESIGN.md §3):
 
-    sources -> download -> probe + scan (scenes, face screening) -> per kept span:
-    normalise -> label -> clips (filters, 512² crops) -> manifest, speed buckets, summary
+    sources -> download -> probe + scan (scenes, face screening) -> per kept span, read
+    from the source at 25 fps: label -> clips (filters, 512² crops) -> manifest, speed
+    buckets, summary
 
 Downloads run as Ray tasks; scanning and span work run in long-lived actor pools that
 hold MediaPipe (fractional CPUs, so no pool starves another: DESIGN.md §6). Each actor
@@ -125,7 +126,8 @@ def _run_on_ray(sources, out_dir: Path, config: CurationConfig, progress):
             source_id, span = spans_waiting.popleft()
             record = records[source_id]
             actor, ref = workers.submit(
-                lambda a: a.process.remote(source_id, record["path"], span, record["probe"], record["provenance"], str(out_dir))
+                lambda a: a.process.remote(source_id, record["path"], span, record["probe"], record["provenance"], str(out_dir),
+                                           record.get("sha256"))
             )
             pending[ref] = ("span", source_id, (actor, span))
 

@@ -2,9 +2,9 @@
 
 - :class:`Scanner` — probe, then one streaming pass that splits scenes and screens
   faces (holds a MediaPipe face detector);
-- :class:`SpanWorker` — for each kept scene span: normalise, label (holds the
-  labeler's MediaPipe graphs through ``label_video``), cut into clips, filter, crop,
-  write.
+- :class:`SpanWorker` — for each kept scene span: label it as read from the source
+  on the 25 fps timeline (``span.SpanReader``; holds the labeler's MediaPipe graphs
+  through ``label_frames``), cut into clips, filter, crop from a second decode, write.
 
 Both return plain records (dicts of numbers and text) that the driver collects into
 the manifest; media never travels through the object store. Every outcome is a
@@ -24,6 +24,7 @@ import numpy as np
 from emoforge.cores import pin_to_core
 from emoforge.curation.config import CurationConfig
 from emoforge.files import file_sha256
+from emoforge.labeling.video import VideoInfo
 
 SPAN_FPS = 25
 
@@ -86,39 +87,48 @@ class SpanWorker:
         self.config = config
         self.label_config = LabelConfig()
 
-    def process(self, source_id: str, path: str, span: dict, probe: dict, provenance: dict, out_dir: str) -> dict:
-        """Normalise, label and clip one span; returns its clip rows (kept and rejected)."""
+    def process(self, source_id: str, path: str, span: dict, probe: dict, provenance: dict, out_dir: str,
+                sha256: str | None = None) -> dict:
+        """Label and clip one span of the file at ``path`` (whose hash is ``sha256``, when known);
+        returns its clip rows (kept and rejected)."""
         cpu, wall = {}, {}
         try:
-            return self._process(source_id, Path(path), span, probe, provenance, Path(out_dir), cpu, wall)
+            return self._process(source_id, Path(path), span, probe, provenance, Path(out_dir), sha256, cpu, wall)
         except Exception as exc:  # one bad span never stops a run: record it with where it broke
             where = traceback.extract_tb(exc.__traceback__)[-1]
             reason = f"internal error in span processing: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"
             return {"span_id": span["span_id"], "status": "failed", "reason": reason[:500], "clips": [], "cpu_s": cpu, "wall_s": wall}
 
-    def _process(self, source_id, path, span, probe, provenance, out_dir, cpu, wall) -> dict:
+    def _process(self, source_id, path, span, probe, provenance, out_dir, sha256, cpu, wall) -> dict:
         from emoforge.curation.clips import plan_clips, write_clip
-        from emoforge.curation.normalise import normalise_span, read_normalised
-        from emoforge.labeling.label import label_video
+        from emoforge.curation.span import SpanReader
+        from emoforge.labeling.label import label_frames
+        from emoforge.labeling.video import DecodedFrame
 
         clips_cfg, filters = self.config.clips, self.config.filters
-        work = out_dir / "work" / source_id
-        work.mkdir(parents=True, exist_ok=True)
         clips_dir = out_dir / "clips"
         clips_dir.mkdir(parents=True, exist_ok=True)
-        span_file = work / f"{span['span_id']}.mkv"
-        with _timed("normalise", cpu, wall):
-            # A finished span file is reused (it was renamed into place whole): its bytes,
-            # and so the labels keyed by its hash, stay the same across reruns.
-            normalised = read_normalised(span_file, clips_cfg.audio_rate_hz) if span_file.exists() else None
-            normalised = normalised or normalise_span(path, span["start_s"], span["end_s"], span_file, probe["display_rotation_deg"],
-                                        (probe["width"], probe["height"]), fps=clips_cfg.fps,
-                                        audio_rate_hz=clips_cfg.audio_rate_hz,
-                                        keyframe_every=int(round(clips_cfg.clip_s * clips_cfg.fps)))
+        reader = SpanReader(path, span["start_s"], span["end_s"], probe["display_rotation_deg"], (probe["width"], probe["height"]),
+                            fps=clips_cfg.fps, audio_rate_hz=clips_cfg.audio_rate_hz)
         with _timed("label", cpu, wall):
-            # A span is one scene of the scan (cut and dissolve detection on every frame), so its
-            # only shot start is frame 0 and the labeler's own per-frame cut check is not needed.
-            labels = label_video(span_file, work / "labels", self.label_config, shot_starts=[0])
+            audio = reader.audio()
+
+            def frames():
+                last, rgb = None, None
+                for index, frame in reader.frames():
+                    if frame is not last:  # a repeated source frame is converted once
+                        last, rgb = frame, reader.rgb(frame)
+                    yield DecodedFrame(index, index / reader.fps, rgb)
+
+            info = VideoInfo(str(path), reader.size[0], reader.size[1], float(reader.fps), True, probe.get("video_codec") or "",
+                             probe.get("container") or "")
+            # Labels are keyed by the span (its id holds the source's id and frames) and by what it was read from,
+            # so a rerun reuses them. A span is one scene of the scan (cut and dissolve detection on every frame),
+            # so its only shot start is frame 0 and the labeler's own per-frame cut check is not needed.
+            source = {"source_id": source_id, "sha256": sha256 or file_sha256(path), "span_s": [span["start_s"], span["end_s"]],
+                      "fps": reader.fps, "size": list(reader.size)}
+            labels = label_frames(frames(), info, audio, out_dir / "work" / source_id / "labels", span["span_id"], source,
+                                  self.label_config, shot_starts=[0])
         if not labels.ok:
             return {"span_id": span["span_id"], "status": "rejected", "reason": f"labeling: {labels.meta.get('reason')}",
                     "clips": [], "cpu_s": cpu, "wall_s": wall}
@@ -126,12 +136,17 @@ class SpanWorker:
             cpu[f"label.{stage}"] = seconds
         with _timed("clips", cpu, wall):
             plans = plan_clips(labels, source_id, span["start_frame"], clips_cfg, filters)
-            rows = []
+            rows, frames_from, next_frame = [], None, None
             for plan in plans:
                 done = clips_dir / f"{plan.clip_id}.json"
                 if plan.keep and not done.exists():
-                    plan = write_clip(span_file, normalised.audio_16k, labels, plan, clips_dir, clips_cfg, filters,
+                    # One decode for the span's clips: a rejected window between two kept ones is decoded, not cropped
+                    # (where the source's keyframes lie is not known here, so a seek might land no later).
+                    if frames_from is None or next_frame > plan.start_frame:
+                        frames_from = reader.frames(plan.start_frame)
+                    plan = write_clip(reader, frames_from, audio, labels, plan, clips_dir, clips_cfg, filters,
                                       provenance, source_id, span["start_s"])
+                    next_frame = plan.stop_frame
                 rows.append(_clip_row(plan, span, clips_cfg, clips_dir))
         return {"span_id": span["span_id"], "status": "ok", "reason": None, "clips": rows, "cpu_s": cpu, "wall_s": wall}
 

@@ -113,22 +113,75 @@ def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts:
                 overwrite: bool = False) -> VideoLabels:
     """Label ``path`` into ``out_dir``; returns the labels written (or found, when a finished
     file with the same configuration exists and ``overwrite`` is false)."""
+    from emoforge.labeling import audio as audio_mod
+    from emoforge.labeling.video import iter_frames, probe_video
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"no such video file: {path}")
     sha256 = file_sha256(path)
     video_id = video_id_for(path, sha256)
+    source = {"path": str(path), "file": path.name, "sha256": sha256, "size_bytes": path.stat().st_size}
+    found = None if overwrite else _finished(out_dir, video_id, config)
+    if found is not None:
+        return found
+
+    def inputs(timer: _Timer, meta: dict):
+        with timer.step("probe"):
+            info = probe_video(path)
+        samples = None  # audio first (cheap): sync needs the envelope when choosing the speaking face
+        with timer.step("audio_decode"):
+            if info.has_audio:
+                try:
+                    samples = audio_mod.load_audio_16k_mono(path)
+                except audio_mod.AudioError as exc:
+                    meta["warnings"].append(f"audio unusable: {exc}")
+            else:
+                meta["warnings"].append("no audio stream (video-only): no speech, sync or audio features")
+        return iter_frames(path), info, samples
+
+    return _label_into(out_dir, video_id, source, config, shot_starts, inputs)
+
+
+def label_frames(frames, info, audio_16k: np.ndarray | None, out_dir, video_id: str, source: dict,
+                 config: LabelConfig = LabelConfig(), shot_starts: list[int] | None = None) -> VideoLabels:
+    """Label decoded frames that do not come from a file of their own (curation reads a span
+    of a source on the fly): ``frames`` yields :class:`~emoforge.labeling.video.DecodedFrame`,
+    ``info`` is their :class:`~emoforge.labeling.video.VideoInfo`, ``audio_16k`` the aligned
+    16 kHz mono samples (None: no audio). ``source`` describes where the frames come from; a
+    finished file of ``video_id`` with the same ``source`` and configuration is returned
+    instead of labelling again."""
+    found = _finished(out_dir, video_id, config, source)
+    if found is not None:
+        return found
+
+    def inputs(timer: _Timer, meta: dict):
+        if audio_16k is None:
+            meta["warnings"].append("no audio stream (video-only): no speech, sync or audio features")
+        return iter(frames), info, audio_16k
+
+    return _label_into(out_dir, video_id, source, config, shot_starts, inputs)
+
+
+def _finished(out_dir, video_id: str, config: LabelConfig, source: dict | None = None) -> VideoLabels | None:
+    """The finished labels of ``video_id`` made with ``config`` (and from ``source``, when given)."""
     existing = paths_for(out_dir, video_id)["json"]
-    if existing.is_file() and not overwrite:
-        try:
-            found = read_labels(existing, arrays=False)
-            if found.meta.get("config") == asdict(config):
-                return read_labels(existing)  # whole, as if just written (a resumed run uses its arrays)
-        except UserError:
-            pass  # another version: relabel
+    if not existing.is_file():
+        return None
+    try:
+        found = read_labels(existing, arrays=False)
+        if found.meta.get("config") == asdict(config) and (source is None or found.meta.get("source") == source):
+            return read_labels(existing)  # whole, as if just written (a resumed run uses its arrays)
+    except UserError:
+        pass  # another version: relabel
+    return None
+
+
+def _label_into(out_dir, video_id: str, source: dict, config: LabelConfig, shot_starts, inputs) -> VideoLabels:
+    """Label what ``inputs(timer, meta)`` opens (frames, info, samples) and write the labels."""
     meta = {
         "video_id": video_id,
-        "source": {"path": str(path), "file": path.name, "sha256": sha256, "size_bytes": path.stat().st_size},
+        "source": source,
         "config": asdict(config),
         "status": "ok",
         "reason": None,
@@ -136,7 +189,9 @@ def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts:
     }
     try:
         with _opencv_threads(1):
-            labels = _label(path, meta, config, shot_starts)
+            timer = _Timer()
+            frames, info, samples = inputs(timer, meta)
+            labels = _label(frames, info, samples, meta, config, shot_starts, timer)
     except UserError as exc:  # the stages' errors: a recorded reason, not a crash
         meta.update(status="rejected", reason=str(exc))
         labels = VideoLabels(meta)
@@ -144,32 +199,18 @@ def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts:
     return labels
 
 
-def _label(path: Path, meta: dict, config: LabelConfig, shot_starts) -> VideoLabels:
+def _label(frame_iter, info, samples, meta: dict, config: LabelConfig, shot_starts, timer: _Timer) -> VideoLabels:
     from emoforge.labeling import audio as audio_mod
     from emoforge.labeling.pose import Intrinsics
-    from emoforge.labeling.video import probe_video
 
-    timer = _Timer()
-    with timer.step("probe"):
-        info = probe_video(path)
-    # Audio first (cheap): sync needs the envelope when choosing the speaking face.
-    samples = None
-    with timer.step("audio_decode"):
-        if info.has_audio:
-            try:
-                samples = audio_mod.load_audio_16k_mono(path)
-            except audio_mod.AudioError as exc:
-                meta["warnings"].append(f"audio unusable: {exc}")
-        else:
-            meta["warnings"].append("no audio stream (video-only): no speech, sync or audio features")
-    frames = _frames_stage(path, config, shot_starts, timer, meta)
+    frames = _frames_stage(frame_iter, config, shot_starts, timer, meta)
     if shot_starts is None:
         frames.shot_id, frames.det_track = split_shots_where_faces_change(
             frames.shot_id, frames.det_frame, frames.det_track
         )
     n = len(frames.time_s)
     if n == 0:
-        raise UserError(f"{path.name}: no decodable video frame")
+        raise UserError(f"{Path(info.path).name}: no decodable video frame")
     step_s = np.diff(frames.time_s)
     fps = 1.0 / float(np.median(step_s)) if n > 1 and np.median(step_s) > 0 else info.nominal_fps
     intrinsics = Intrinsics.for_frame(info.width, info.height, config.focal_px)
@@ -303,7 +344,7 @@ def _face_boxes(det_box: np.ndarray, meshes: list, track: np.ndarray) -> np.ndar
     return out.astype(np.float32)
 
 
-def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
+def _frames_stage(frames, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
     """Decode once; per frame: cut check, detection (tiles and crops for small faces), mesh (reset
     at cuts), crop mesh, one detection per face, tracking, landmark flow from the previous frame."""
     from emoforge.labeling.faces import (CropMesher, FaceDetector, FaceMesher, FaceTracker, MeshSchedule,
@@ -311,7 +352,7 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
     from emoforge.labeling.flow import LandmarkFlow
     from emoforge.labeling.shots import CutDetector
     from emoforge.labeling.sync import mouth_opening
-    from emoforge.labeling.video import VideoError, downscaled, iter_frames
+    from emoforge.labeling.video import VideoError, downscaled
 
     detector = FaceDetector(config.min_face_score, config.full_range_every)
     since_cut = 0  # frames since the shot started: the tiled small-face search's schedule
@@ -330,7 +371,6 @@ def _frames_stage(path, config: LabelConfig, shot_starts, timer: _Timer, meta: d
     known_starts = set(shot_starts or ())
     times, shot_ids, rows = [], [], []
     shot = 0
-    frames = iter_frames(path)
     try:
         while True:
             with timer.step("decode"):

@@ -7,7 +7,7 @@ talking heads only) and each CPU count, runs ``emoforge curate`` on local files 
 excluded) with a fresh output folder and reports:
 
 - input hours processed per core-hour: hours of source video / (wall hours x CPUs);
-- CPU seconds by stage (probe+scan, normalise, label, clips), from the run's summary;
+- CPU seconds by stage (probe+scan, label: reading the span from the source included, clips), from the run's summary;
 - peak resident memory of the busiest Ray worker, sampled every 0.2 s;
 - and, with ``--lengths``, peak worker memory against the length of one talking video.
 

@@ -53,6 +53,30 @@ def test_rerun_skips_and_reads_back(labelled, talking_video):
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} != written
 
 
+def test_frames_from_elsewhere_get_the_labels_of_their_file(labelled, talking_video, tmp_path):
+    from emoforge.labeling.audio import load_audio_16k_mono
+    from emoforge.labeling.label import label_frames
+    from emoforge.labeling.video import iter_frames, probe_video
+
+    by_file, _ = labelled
+    info, audio = probe_video(talking_video), load_audio_16k_mono(talking_video)
+    source = {"what": "the test video's frames"}
+    out = tmp_path / "frames"
+    by_frames = label_frames(iter_frames(talking_video), info, audio, out, "span-1", source)
+    assert by_frames.ok and by_frames.meta["video_id"] == "span-1" and by_frames.meta["source"] == source
+    assert set(by_frames.arrays) == set(by_file.arrays)
+    for name, values in by_file.arrays.items():
+        np.testing.assert_array_equal(by_frames.arrays[name], values, err_msg=name)
+    written = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = label_frames(iter(()), info, audio, out, "span-1", source)  # finished: no frame is read
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == written
+    np.testing.assert_array_equal(again.arrays["box_xyxy_px"], by_file.arrays["box_xyxy_px"])
+    moved = label_frames(iter(()), info, audio, out, "span-1", {"what": "other frames"})  # another source: labelled again
+    assert not moved.ok and "no decodable video frame" in moved.meta["reason"]
+    silent = label_frames(iter_frames(talking_video), info, None, tmp_path / "silent", "span-2", source)
+    assert silent.ok and not silent.arrays["speech"].any() and "no audio" in silent.meta["warnings"][0]
+
+
 def test_cli_labels_and_fits_buckets(talking_video, tmp_path, capsys):
     silent = tmp_path / "silent.mp4"
     write_video(silent, portrait_frames(25, size=(160, 120)), audio=np.zeros(16000, np.float32))
