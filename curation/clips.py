@@ -143,7 +143,6 @@ def write_clip(reader, frames, audio_16k: np.ndarray, labels, plan: ClipPlan, ou
 
 def _write_clip(reader, frames, audio_16k, labels, plan, out_dir, clips, filters, provenance, source_id, span_start_s):
     import av
-    import cv2
     import soundfile
 
     size = clips.size_px
@@ -171,7 +170,7 @@ def _write_clip(reader, frames, audio_16k, labels, plan, out_dir, clips, filters
                 # the crop straight from the decoded planes: the labels' coordinates scaled to the frame's
                 picture, (sx, sy) = reader.displayed_yuv(frame)
                 on_frame = np.float32([[affine[0, 0] * sx, 0, affine[0, 2]], [0, affine[1, 1] * sy, affine[1, 2]]])
-                last = (frame, crop_yuv420(picture, on_frame, size, cv2.INTER_AREA if scale * sx < 1 else cv2.INTER_LINEAR))
+                last = (frame, crop_yuv420(picture, on_frame, size))
             if written % 5 == 0 and np.isfinite(face_boxes[index]).all():
                 sharpness.append(face_sharpness(reader.rgb(frame), face_boxes[index]))
             image = last[1]
@@ -214,7 +213,7 @@ def _write_clip(reader, frames, audio_16k, labels, plan, out_dir, clips, filters
     return plan
 
 
-def crop_yuv420(frame, affine: np.ndarray, size: int, interpolation: int):
+def crop_yuv420(frame, affine: np.ndarray, size: int):
     """The ``size`` x ``size`` crop ``affine`` (source px -> crop px: scale x and y, then shift) of a
     decoded frame, as a yuv420p frame for the encoder.
 
@@ -222,22 +221,51 @@ def crop_yuv420(frame, affine: np.ndarray, size: int, interpolation: int):
     never converted to RGB and back: a 720p frame's RGB conversion cost more than its crop,
     and the encoder converted the RGB crop back to yuv420p. Chroma samples sit at even luma
     columns and between luma rows (the MPEG-2, MPEG-4 and H.264 default), which fixes the
-    chroma plane's shift.
+    chroma plane's shift. A crop that shrinks by more than 2 (a close-up in 1080p, any face
+    in 4K) is area-averaged first (``_warp``): bilinear sampling alone would alias.
     """
     import av
-    import cv2
 
     if frame.format.name != "yuv420p":
         frame = frame.reformat(format="yuv420p")
     sx, sy, dx, dy = float(affine[0, 0]), float(affine[1, 1]), float(affine[0, 2]), float(affine[1, 2])
     # luma x = 2 * chroma x, luma y = 2 * chroma y + 0.5 (in the source and in the crop alike)
-    chroma_affine = np.float32([[sx, 0, dx / 2], [0, sy, (dy + 0.5 * sy - 0.5) / 2]])
-    planes = []
-    for index, (matrix, side) in enumerate(((affine, size), (chroma_affine, size // 2), (chroma_affine, size // 2))):
-        planes.append(cv2.warpAffine(plane_pixels(frame, index), matrix, (side, side), flags=interpolation, borderMode=cv2.BORDER_REPLICATE))
+    chroma = (sx, sy, dx / 2, (dy + 0.5 * sy - 0.5) / 2)
+    planes = [_warp(plane_pixels(frame, index), matrix, side)
+              for index, (matrix, side) in enumerate((((sx, sy, dx, dy), size), (chroma, size // 2), (chroma, size // 2)))]
     # from_ndarray's yuv420p layout: the Y rows, then U and V each flattened to size // 4 rows
     stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(size * 3 // 2, size)
     return av.VideoFrame.from_ndarray(stacked, format="yuv420p")
+
+
+def _warp(plane: np.ndarray, matrix: tuple[float, float, float, float], side: int) -> np.ndarray:
+    """``side`` x ``side`` pixels of ``plane`` under ``x' = sx x + dx, y' = sy y + dy`` (bilinear).
+
+    Shrinking by ``f = floor(1 / s) >= 2``: the region the crop reads (plus a margin) is first
+    averaged over f x f blocks, then warped by ``s f`` (between 0.5 and 1), so every crop pixel
+    stands for the source pixels it covers. A block's mean sits at its centre, ``(f - 1) / 2``
+    past its first pixel, which fixes the shift.
+    """
+    import cv2
+
+    sx, sy, dx, dy = matrix
+    factor = int(1.0 / max(sx, sy) + 1e-4) if max(sx, sy) < 1 else 1  # + 1e-4: a float32 1/3 is a factor of 3
+    if factor >= 2:
+        height, width = plane.shape
+        margin = 2 * factor
+        x0 = int(np.clip(np.floor(-dx / sx) - margin, 0, width))
+        y0 = int(np.clip(np.floor(-dy / sy) - margin, 0, height))
+        x1 = int(np.clip(np.ceil((side - dx) / sx) + margin, x0, width))
+        y1 = int(np.clip(np.ceil((side - dy) / sy) + margin, y0, height))
+        cols, rows = (x1 - x0) // factor, (y1 - y0) // factor
+        if cols >= 2 and rows >= 2:
+            region = plane[y0 : y0 + rows * factor, x0 : x0 + cols * factor]
+            plane = cv2.resize(region, (cols, rows), interpolation=cv2.INTER_AREA)  # whole factor: block means
+            dx += sx * (x0 + (factor - 1) / 2)
+            dy += sy * (y0 + (factor - 1) / 2)
+            sx, sy = sx * factor, sy * factor
+    transform = np.float32([[sx, 0, dx], [0, sy, dy]])
+    return cv2.warpAffine(plane, transform, (side, side), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def face_sharpness(rgb: np.ndarray, box_xyxy_px: np.ndarray) -> float:

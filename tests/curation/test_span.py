@@ -94,7 +94,7 @@ def test_a_large_source_is_labelled_scaled_down_and_cropped_from_its_own_pixels(
     picture, (sx, sy) = reader.displayed_yuv(frame)
     assert (sx, sy) == (0.5, 0.5)
     on_frame = np.float32([[scale * sx, 0, affine[0, 2]], [0, scale * sy, affine[1, 2]]])
-    crop = crop_yuv420(picture, on_frame, 64, cv2.INTER_LINEAR).to_ndarray(format="rgb24")
+    crop = crop_yuv420(picture, on_frame, 64).to_ndarray(format="rgb24")
     from_source = cv2.warpAffine(_source_frames(source)[0], on_frame, (64, 64), flags=cv2.INTER_LINEAR)
     from_labels = cv2.warpAffine(labels_rgb, affine, (64, 64), flags=cv2.INTER_LINEAR)
     assert np.abs(crop.astype(int) - from_source.astype(int)).mean() < 1  # a whole-pixel shift of the source: its pixels
