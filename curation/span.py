@@ -35,6 +35,7 @@ class SpanReader:
         width, height = displayed_size
         scale = min(1.0, max_short_side_px / min(width, height))
         self.size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
+        self._first_pts = None  # the source's first video pts: times are measured from it
 
     def audio(self) -> np.ndarray:
         """The span's mono audio, ``n_frames / fps`` long, sample 0 at frame 0's time, at 16-bit
@@ -58,7 +59,9 @@ class SpanReader:
         with av.open(str(self.source)) as container:
             stream = container.streams.video[0]
             stream.codec_context.thread_count = 1  # a curation worker is one core
-            first_pts = _first_pts(container, stream)  # before any seek
+            if self._first_pts is None:  # read once per reader (the label pass), before any seek
+                self._first_pts = _first_pts(container, stream)
+            first_pts = self._first_pts
             try:
                 for frame in _frames_from(container, stream, self.start_s + index / self.fps, first_pts):
                     time_s = float((frame.pts - first_pts) * frame.time_base)
