@@ -1,6 +1,6 @@
 """Curation throughput and memory on generated footage (issue 4's benchmark).
 
-    .venv/bin/python benchmarks/curation/run.py --out DIR [--videos 4] [--minutes 0.5] [--cpus 1 2]
+    .venv/bin/python benchmarks/curation/run.py --out DIR [--videos 4] [--minutes 0.5] [--cpus 1 2] [--sets mixed talking]
 
 For each footage set (``mixed``: talking heads with every distractor kind; ``talking``:
 talking heads only) and each CPU count, runs ``emoforge curate`` on local files (download
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--minutes", type=float, default=0.5)
     parser.add_argument("--cpus", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sets", nargs="+", choices=["mixed", "talking"], default=["mixed", "talking"])
     parser.add_argument("--config", help="a curation config file for every run (emoforge curate --config)")
     parser.add_argument("--lengths", type=float, nargs="*", default=[], help="minutes of one talking video, e.g. 0.5 2")
     args = parser.parse_args()
@@ -42,7 +43,7 @@ def main() -> None:
     from emoforge.curation.footage.scenes import DISTRACTOR_KINDS
 
     out = Path(args.out)
-    sets = {"mixed": DISTRACTOR_KINDS, "talking": ()}
+    sets = {name: kinds for name, kinds in {"mixed": DISTRACTOR_KINDS, "talking": ()}.items() if name in args.sets}
     results = {"videos": args.videos, "minutes_each": args.minutes, "runs": [], "lengths": []}
     for name, distractors in sets.items():
         footage = out / f"footage-{name}"
