@@ -8,10 +8,13 @@ midpoint property. Motion inside a scene (a slow pan, a turning head) can look l
 blend pixel by pixel, but it keeps the scene's colours, so a dissolve must also change
 the colour histogram a lot across the window. A run of frames meeting all three tests
 is a dissolve. Its extent is then measured, not guessed: with ``A`` a frame before
-the run and ``B`` one after, each frame's blend weight is its projection onto ``B - A``;
-frames with a weight strictly between 0 and 1 (beyond a noise margin) are blends of two
-scenes and belong to neither. Runs are refined as they close, from a ring buffer of
-small frames, so memory stays flat in video length.
+the run and ``B`` one after, each frame's blend weight is its projection onto ``B - A``.
+The weights rise along a line from one plateau to the other; motion inside the scenes
+tilts the plateaus, so the blend's ends are the knots of a drift-rise-drift fit (the
+window widened until both plateaus are in it), with a line through the rise's middle as
+the fallback where the scenes move too much for that fit. Frames between the knots are
+blends of two scenes and belong to neither. Runs are refined as they close, from a ring
+buffer of small frames, so memory stays flat in video length.
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ class SceneSplitter:
             if run is not None:
                 self._close_run()
             self._open_run = [centre, centre + 1]
-        elif run is not None and centre - run[1] > k and self._recent[-1][0] - run[1] >= 3 * k:
+        elif run is not None and centre - run[1] > k and self._recent[-1][0] - run[1] >= 6 * k:
             self._close_run()
 
     def _close_run(self) -> None:
@@ -109,37 +112,15 @@ class SceneSplitter:
         if before not in frames or after not in frames:  # too long for the buffer: keep the run's guess
             self._dissolves.append((max(0, start - k // 2), stop + k // 2))
             return
-        a, b = frames[before], frames[after]
-        direction = (b - a).ravel()
-        norm2 = float(direction @ direction)
-        if norm2 <= 0:
+        weights = _blend_weights(frames, before, after)
+        if weights is None:
             return
-        weights = {i: float((frames[i] - a).ravel() @ direction) / norm2 for i in range(before, after + 1)}
-        low, high = BLEND_WEIGHT_MARGIN, 1.0 - BLEND_WEIGHT_MARGIN
-        # The blend is one linear ramp of weight over time. Motion elsewhere in the picture
-        # disturbs weights most near 0 and 1, so fit the ramp on its middle (0.2-0.8),
-        # contiguous around the frame closest to 0.5, and extrapolate to where it leaves 0 and 1.
-        middle = min(range(start, stop), key=lambda i: abs(weights[i] - 0.5))
-        if not low < weights[middle] < high:
-            return
-        ramp = [middle]
-        while ramp[0] - 1 > before and 0.2 < weights[ramp[0] - 1] < 0.8:
-            ramp.insert(0, ramp[0] - 1)
-        while ramp[-1] + 1 < after and 0.2 < weights[ramp[-1] + 1] < 0.8:
-            ramp.append(ramp[-1] + 1)
-        if len(ramp) >= 3:
-            slope, intercept = np.polyfit(ramp, [weights[i] for i in ramp], 1)
-            if slope <= 0:
-                return
-            first = int(np.floor(-intercept / slope)) + 1  # first frame with weight > 0
-            last = int(np.ceil((1.0 - intercept) / slope)) - 1  # last frame with weight < 1
-        else:  # a very short blend: walk out from the middle
-            first = last = middle
-            while first - 1 > before and weights[first - 1] > low:
-                first -= 1
-            while last + 1 < after and weights[last + 1] < high:
-                last += 1
-        self._dissolves.append((max(first, before + 1), min(last, after - 1) + 1))
+        middle = min(range(start, stop), key=lambda i: abs(weights[i - before] - 0.5))
+        if not BLEND_WEIGHT_MARGIN < weights[middle - before] < 1.0 - BLEND_WEIGHT_MARGIN:
+            return  # the run's middle is one scene or the other: motion, not a blend
+        extent = _ramp_extent(frames, before, after, middle) or _middle_ramp_extent(weights, before, after, middle)
+        if extent is not None:
+            self._dissolves.append(extent)
 
     def finish(self, duration_s: float) -> tuple[list[SceneSpan], list[Transition]]:
         k = self.config.dissolve_window_frames
@@ -170,6 +151,117 @@ class SceneSplitter:
 
 RECENT_FRAMES = 160  # small grey frames kept for refining a dissolve (~6 s at 25 fps, ~9 MB)
 BLEND_WEIGHT_MARGIN = 0.08  # blend weights within this of 0 or 1 are taken as motion noise
+RAMP_MARGIN_FRAMES = 0.5  # frames added to each side of a measured blend
+KNOT_STEP_FRAMES = 0.25  # resolution of the ramp's ends
+RAMP_EDGE_FRAMES = 2  # a knot this close to A or B: that plateau is not seen, widen the window
+RAMP_MAX_RMS = 0.03  # a worse fit is not one linear blend over linear drifts
+MAX_DRIFT_RATIO = 0.3  # a plateau's slope (motion) is at most this fraction of the blend's
+
+
+def _ramp_extent(frames: dict, before: int, after: int, middle: int) -> tuple[int, int] | None:
+    """The blend's ``[first, end)`` frames from a drift-rise-drift fit (``_fit_ramp``); None
+    when the weights are no such ramp (scenes that move too much: a pan, a zoom).
+
+    A and B (frames ``before`` and ``after``) must be clean frames of the two scenes: were
+    one still blended, every weight would be scaled by it and the rise would seem to end
+    there. So while the rise reaches the window's edge, the window grows (within the buffer).
+    """
+    first_kept, last_kept = min(frames), max(frames)
+    for _ in range(6):
+        weights = _blend_weights(frames, before, after)
+        ramp = None if weights is None else _fit_ramp(np.arange(before, after + 1, dtype=np.float64), weights, middle)
+        if ramp is not None and ramp[0] - before > RAMP_EDGE_FRAMES and after - ramp[1] > RAMP_EDGE_FRAMES:
+            # First and last blended frames: those past the knots, with half a frame to spare.
+            first = int(np.floor(ramp[0] - RAMP_MARGIN_FRAMES)) + 1
+            end = int(np.ceil(ramp[1] + RAMP_MARGIN_FRAMES))
+            return max(first, before + 1), min(end, after)
+        wider = max(first_kept, before - RAMP_EDGE_FRAMES - 3), min(last_kept, after + RAMP_EDGE_FRAMES + 3)
+        if wider == (before, after):
+            return None
+        before, after = wider
+    return None
+
+
+def _middle_ramp_extent(weights: np.ndarray, before: int, after: int, middle: int) -> tuple[int, int] | None:
+    """The blend's ``[first, end)`` frames from a line fitted to the weights' middle (0.2-0.8),
+    contiguous around ``middle`` and extrapolated to where it leaves 0 and 1: the fallback
+    for blends under strong motion (errs wide there, by up to a dozen frames)."""
+    weight = lambda i: weights[i - before]
+    low, high = BLEND_WEIGHT_MARGIN, 1.0 - BLEND_WEIGHT_MARGIN
+    ramp = [middle]
+    while ramp[0] - 1 > before and 0.2 < weight(ramp[0] - 1) < 0.8:
+        ramp.insert(0, ramp[0] - 1)
+    while ramp[-1] + 1 < after and 0.2 < weight(ramp[-1] + 1) < 0.8:
+        ramp.append(ramp[-1] + 1)
+    if len(ramp) >= 3:
+        slope, intercept = np.polyfit(ramp, [weight(i) for i in ramp], 1)
+        if slope <= 0:
+            return None
+        first = int(np.floor(-intercept / slope)) + 1  # first frame with weight > 0
+        last = int(np.ceil((1.0 - intercept) / slope)) - 1  # last frame with weight < 1
+    else:  # a very short blend: walk out from the middle
+        first = last = middle
+        while first - 1 > before and weight(first - 1) > low:
+            first -= 1
+        while last + 1 < after and weight(last + 1) < high:
+            last += 1
+    return max(first, before + 1), min(last, after - 1) + 1
+
+
+def _blend_weights(frames: dict, before: int, after: int) -> np.ndarray | None:
+    """Each frame's projection onto ``B - A`` (A = frame ``before``, B = frame ``after``): 0 at A, 1 at B."""
+    a, b = frames[before], frames[after]
+    direction = (b - a).ravel()
+    norm2 = float(direction @ direction)
+    if norm2 <= 0:
+        return None
+    stack = np.stack([frames[i].ravel() for i in range(before, after + 1)]) - a.ravel()
+    return stack @ direction / norm2
+
+
+def _fit_ramp(x: np.ndarray, y: np.ndarray, middle: int) -> tuple[float, float, float] | None:
+    """The knots ``(s, e)`` and the RMS residual of the continuous piecewise-linear fit: a drift, a rise, a drift.
+
+    The blend rises linearly from scene A's plateau to scene B's. Motion inside either scene
+    moves the projected weights too, slowly, so each plateau gets its own line rather than
+    the levels 0 and 1 (fitting a line to the rise alone and extrapolating it to 0 and 1 put
+    the start of a 24 fps blend two frames early). Least squares over a grid of knots, each
+    plateau keeping at least two frames. None when no candidate rises by half or more with
+    plateaus flatter than the rise, or when the best leaves more than ``RAMP_MAX_RMS``.
+    """
+    x0 = x[0]  # knots and frames counted from the window's start: frame numbers grow large
+    x = x - x0
+    middle -= x0
+    starts, ends = np.arange(1.0, middle), np.arange(middle + 1.0, x[-1])
+    if len(starts) == 0 or len(ends) == 0:
+        return None
+    s, e = (grid.ravel() for grid in np.meshgrid(starts, ends, indexing="ij"))
+    best, _ = _best_knots(x, y, s, e)  # whole frames first, then quarters around the best
+    if best is None:
+        return None
+    fine = np.arange(-1.0, 1.0 + KNOT_STEP_FRAMES / 2, KNOT_STEP_FRAMES)
+    s, e = (grid.ravel() for grid in np.meshgrid(best[0] + fine, best[1] + fine, indexing="ij"))
+    inside = (s >= 1) & (s < middle) & (e > middle) & (e <= x[-1] - 1)
+    (s_best, e_best), residual = _best_knots(x, y, s[inside], e[inside])
+    rms = float(np.sqrt(residual / len(x)))
+    return (float(s_best + x0), float(e_best + x0), rms) if rms <= RAMP_MAX_RMS else None
+
+
+def _best_knots(x: np.ndarray, y: np.ndarray, s: np.ndarray, e: np.ndarray):
+    """Of candidate knot pairs, the least-squares one whose fit is a blend: ``((s, e), residual)``."""
+    columns = [np.ones((len(s), len(x))), np.broadcast_to(x, (len(s), len(x))), np.maximum(x - s[:, None], 0), np.maximum(x - e[:, None], 0)]
+    design = np.stack(columns, axis=-1)  # (candidates, frames, 4)
+    gram = np.einsum("cfi,cfj->cij", design, design) + 1e-9 * np.eye(4)
+    coef = np.linalg.solve(gram, np.einsum("cfi,f->ci", design, y)[..., None])[..., 0]
+    residual = ((np.einsum("cfi,ci->cf", design, coef) - y) ** 2).sum(axis=1)
+    slope = coef[:, 1] + coef[:, 2]  # the rise's
+    drifts = np.maximum(np.abs(coef[:, 1]), np.abs(slope + coef[:, 3]))
+    # A plateau that climbs like the rise is the rise itself running past A or B, not a drift.
+    residual[(slope * (e - s) < 0.5) | (drifts > MAX_DRIFT_RATIO * slope)] = np.inf
+    best = int(np.argmin(residual))
+    if not np.isfinite(residual[best]):
+        return None, np.inf
+    return (s[best], e[best]), float(residual[best])
 
 
 def _colour_histogram(rgb: np.ndarray, bins: int = 16) -> np.ndarray:
