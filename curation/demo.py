@@ -47,7 +47,8 @@ def run_demo(out: Path, videos: int = 4, minutes: float = 0.5, seed: int = 0) ->
     print(
         "demo 4/5: against the footage truth: "
         f"coverage of talking-head time {_pct(scores['coverage'])} (goal 95%), "
-        f"purity of kept time {_pct(scores['purity'])} (goal 95%), "
+        f"kept time in single-face speaking heads {_pct(scores['speaking_head_share'])} (goal 95%; "
+        f"in scenes to keep, pose range included: {_pct(scores['purity'])}), "
         f"clip edges within 2 frames of true cuts {_pct(scores['boundaries_within_2_frames'])}, "
         f"cut recall {_pct(scores['cut_recall'])}, precision {_pct(scores['cut_precision'])}",
         file=sys.stderr,
