@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.curation.config import ClipConfig, FilterConfig
-from emoforge.media import clip_video_options, encode_audio, plane_pixels
+from emoforge.media import clip_video_options, encode_audio, yuv420_planes
 
 CLIP_SCHEMA_VERSION = 1
 
@@ -215,7 +215,7 @@ def _write_clip(reader, frames, audio_16k, labels, plan, out_dir, clips, filters
 
 def crop_yuv420(frame, affine: np.ndarray, size: int):
     """The ``size`` x ``size`` crop ``affine`` (source px -> crop px: scale x and y, then shift) of a
-    decoded frame, as a yuv420p frame for the encoder.
+    decoded frame (or its Y, U, V planes), as a yuv420p frame for the encoder.
 
     Each plane is warped on its own (chroma on its half-resolution grid), so a frame is
     never converted to RGB and back: a 720p frame's RGB conversion cost more than its crop,
@@ -226,13 +226,12 @@ def crop_yuv420(frame, affine: np.ndarray, size: int):
     """
     import av
 
-    if frame.format.name != "yuv420p":
-        frame = frame.reformat(format="yuv420p")
+    planes = tuple(frame) if isinstance(frame, (tuple, list)) else yuv420_planes(frame)
     sx, sy, dx, dy = float(affine[0, 0]), float(affine[1, 1]), float(affine[0, 2]), float(affine[1, 2])
     # luma x = 2 * chroma x, luma y = 2 * chroma y + 0.5 (in the source and in the crop alike)
     chroma = (sx, sy, dx / 2, (dy + 0.5 * sy - 0.5) / 2)
-    planes = [_warp(plane_pixels(frame, index), matrix, side)
-              for index, (matrix, side) in enumerate((((sx, sy, dx, dy), size), (chroma, size // 2), (chroma, size // 2)))]
+    planes = [_warp(plane, matrix, side)
+              for plane, (matrix, side) in zip(planes, (((sx, sy, dx, dy), size), (chroma, size // 2), (chroma, size // 2)))]
     # from_ndarray's yuv420p layout: the Y rows, then U and V each flattened to size // 4 rows
     stacked = np.concatenate([p.reshape(-1) for p in planes]).reshape(size * 3 // 2, size)
     return av.VideoFrame.from_ndarray(stacked, format="yuv420p")

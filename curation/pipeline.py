@@ -127,7 +127,8 @@ def _run_on_ray(sources, out_dir: Path, config: CurationConfig, progress):
             record = records[source_id]
             actor, ref = workers.submit(
                 lambda a: a.process.remote(source_id, record["path"], span, record["probe"], record["provenance"], str(out_dir),
-                                           record.get("sha256"))
+                                           record.get("sha256")),
+                key=source_id,
             )
             pending[ref] = ("span", source_id, (actor, span))
 
@@ -225,18 +226,26 @@ def _actor_cores(ray_config, cpus: int, actors: int) -> list:
 
 
 class _Pool:
-    """Actors with a bounded number of calls in flight each; work goes to the least busy."""
+    """Actors with a bounded number of calls in flight each; work goes to the least busy, or,
+    for work with a ``key`` (a source), to the actor that got that key's last work while it
+    has room: a span worker then goes on decoding a source where its previous span ended
+    instead of seeking back to a keyframe (``span.SourceDecoder``)."""
 
     def __init__(self, actors: list, max_in_flight: int):
         self.load = {actor: 0 for actor in actors}
         self.max_in_flight = max(1, max_in_flight)
+        self.last_key: dict = {}  # actor -> the key of its last call
 
     def has_room(self) -> bool:
         return min(self.load.values()) < self.max_in_flight
 
-    def submit(self, call):
+    def submit(self, call, key=None):
         actor = min(self.load, key=self.load.get)
+        same = [a for a, k in self.last_key.items() if key is not None and k == key and self.load[a] < self.max_in_flight]
+        if same:
+            actor = same[0]
         self.load[actor] += 1
+        self.last_key[actor] = key
         return actor, call(actor)
 
     def release(self, actor) -> None:

@@ -86,6 +86,23 @@ class SpanWorker:
         pin_to_core(core)
         self.config = config
         self.label_config = LabelConfig()
+        self._decoders: dict = {}  # "label" / "clips" -> SourceDecoder of the source of the last span
+
+    def _decoder(self, role: str, path: Path):
+        """The open decode of ``path`` for one pass: the spans of a source come to a worker in
+        order, so each pass goes on from where the last span left it (``span.SourceDecoder``)."""
+        from emoforge.curation.span import SourceDecoder
+
+        if any(decoder.source != path for decoder in self._decoders.values()):
+            self._close_decoders()  # a new source: one source's decodes open at a time
+        if role not in self._decoders:
+            self._decoders[role] = SourceDecoder(path)
+        return self._decoders[role]
+
+    def _close_decoders(self) -> None:
+        for decoder in self._decoders.values():
+            decoder.close()
+        self._decoders.clear()
 
     def process(self, source_id: str, path: str, span: dict, probe: dict, provenance: dict, out_dir: str,
                 sha256: str | None = None) -> dict:
@@ -95,6 +112,7 @@ class SpanWorker:
         try:
             return self._process(source_id, Path(path), span, probe, provenance, Path(out_dir), sha256, cpu, wall)
         except Exception as exc:  # one bad span never stops a run: record it with where it broke
+            self._close_decoders()
             where = traceback.extract_tb(exc.__traceback__)[-1]
             reason = f"internal error in span processing: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"
             return {"span_id": span["span_id"], "status": "failed", "reason": reason[:500], "clips": [], "cpu_s": cpu, "wall_s": wall}
@@ -115,7 +133,7 @@ class SpanWorker:
 
             def frames():
                 last, rgb = None, None
-                for index, frame in reader.frames():
+                for index, frame in reader.frames(decoder=self._decoder("label", path)):
                     if frame is not last:  # a repeated source frame is converted once
                         last, rgb = frame, reader.rgb(frame)
                     yield DecodedFrame(index, index / reader.fps, rgb)
@@ -143,7 +161,7 @@ class SpanWorker:
                     # One decode for the span's clips: a rejected window between two kept ones is decoded, not cropped
                     # (where the source's keyframes lie is not known here, so a seek might land no later).
                     if frames_from is None or next_frame > plan.start_frame:
-                        frames_from = reader.frames(plan.start_frame)
+                        frames_from = reader.frames(plan.start_frame, decoder=self._decoder("clips", path))
                     plan = write_clip(reader, frames_from, audio, labels, plan, clips_dir, clips_cfg, filters,
                                       provenance, source_id, span["start_s"])
                     next_frame = plan.stop_frame

@@ -138,4 +138,6 @@ def _shrink(frame, size: tuple[int, int]):
 
 def _displayed(frame, turns: int) -> np.ndarray:
     rgb = frame.to_ndarray()
-    return np.ascontiguousarray(np.rot90(rgb, k=turns)) if turns else rgb
+    from emoforge.media import turned
+
+    return turned(rgb, turns)

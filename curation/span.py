@@ -7,7 +7,9 @@ in displayed orientation with the short side at most 1080 px, and the audio is 1
 mono aligned to frame 0. The labeler decodes the span once and the clip writer once
 more, only where it keeps a clip; nothing is encoded between them and nothing holds the
 span in memory. (An intermediate file per span was written once and decoded twice: its
-encode and decodes were a fifth of the curation's CPU, docs/performance.md.)
+encode and decodes were a fifth of the curation's CPU, docs/performance.md.) A span
+worker keeps each pass's decode of a source open (``SourceDecoder``), so the next span
+goes on from where the last one stopped instead of decoding from a keyframe again.
 """
 
 from __future__ import annotations
@@ -46,58 +48,117 @@ class SpanReader:
             audio = _audio_span(container, self.start_s, self.n_frames / self.fps, self.audio_rate_hz)
         return np.clip(audio * 32767.0, -32768, 32767).astype(np.int16).astype(np.float32) / 32767.0
 
-    def frames(self, first: int = 0) -> Iterator[tuple[int, object]]:
+    def frames(self, first: int = 0, decoder: "SourceDecoder | None" = None) -> Iterator[tuple[int, object]]:
         """``(k, frame)`` for the span's frames ``first, first + 1, ...`` as decoded (stored
         orientation and size: :meth:`rgb` and :meth:`displayed_yuv` turn them). A frame is
         repeated where the source has none newer, before its first frame and after a damaged
-        or early end; no frame at all when nothing decodes. One opening of the source per call."""
-        import av
-
-        index, held = max(0, first), None
+        or early end; no frame at all when nothing decodes. Without a ``decoder``, the source
+        is opened for this call; with one, its decode goes on from where it stopped when it can."""
+        index = max(0, first)
         if index >= self.n_frames:
             return
-        with av.open(str(self.source)) as container:
-            stream = container.streams.video[0]
-            stream.codec_context.thread_count = 1  # a curation worker is one core
-            if self._first_pts is None:  # read once per reader (the label pass), before any seek
-                self._first_pts = _first_pts(container, stream)
-            first_pts = self._first_pts
-            try:
-                for frame in _frames_from(container, stream, self.start_s + index / self.fps, first_pts):
-                    time_s = float((frame.pts - first_pts) * frame.time_base)
-                    while index < self.n_frames and time_s > self.start_s + index / self.fps + 1e-6:
-                        yield index, (held if held is not None else frame)  # before the first frame: show it
-                        index += 1
-                    held = frame
-                    if index >= self.n_frames:
-                        return
-            except (av.error.FFmpegError, ValueError):
-                pass  # a damaged tail: the last good frame is held below
-            while held is not None and index < self.n_frames:
-                yield index, held
-                index += 1
+        if decoder is not None:
+            yield from self._resampled(index, decoder.frames_from(self.start_s + index / self.fps), decoder.first_pts)
+            return
+        with SourceDecoder(self.source, self._first_pts) as own:
+            self._first_pts = own.first_pts  # read once per reader (the label pass), before any seek
+            yield from self._resampled(index, own.frames_from(self.start_s + index / self.fps), own.first_pts)
+
+    def _resampled(self, index: int, decoded, first_pts: int):
+        import av
+
+        held = None
+        try:
+            for frame in decoded:
+                time_s = float((frame.pts - first_pts) * frame.time_base)
+                while index < self.n_frames and time_s > self.start_s + index / self.fps + 1e-6:
+                    yield index, (held if held is not None else frame)  # before the first frame: show it
+                    index += 1
+                held = frame
+                if index >= self.n_frames:
+                    return
+        except (av.error.FFmpegError, ValueError):
+            pass  # a damaged tail: the last good frame is held below
+        while held is not None and index < self.n_frames:
+            yield index, held
+            index += 1
 
     def rgb(self, frame) -> np.ndarray:
         """A decoded frame as the labels see it: RGB, displayed orientation, at ``size``."""
+        from emoforge.media import turned
+
         width, height = self.size
         stored = (height, width) if self.turns % 2 else (width, height)
         if (frame.width, frame.height) == stored:
             rgb = frame.to_ndarray(format="rgb24")
         else:  # larger than the labels' size: area-averaged in the same conversion
             rgb = frame.reformat(width=stored[0], height=stored[1], format="rgb24", interpolation="AREA").to_ndarray()
-        return np.ascontiguousarray(np.rot90(rgb, k=self.turns)) if self.turns else rgb
+        return turned(rgb, self.turns)
 
     def displayed_yuv(self, frame):
-        """A decoded frame in displayed orientation as yuv420p at its own resolution, and the
-        scale ``(sx, sy)`` from its pixels to the labels' (clips are cropped from it)."""
+        """A decoded frame's Y, U, V planes (yuv420p) in displayed orientation at its own
+        resolution, and the scale ``(sx, sy)`` from its pixels to the labels' (clips are
+        cropped from them). Turning the planes themselves keeps a rotated source's pixels
+        (no round trip through RGB)."""
+        from emoforge.media import turned, yuv420_planes
+
+        planes = tuple(turned(plane, self.turns) for plane in yuv420_planes(frame))
+        height, width = planes[0].shape
+        return planes, (self.size[0] / width, self.size[1] / height)
+
+
+class SourceDecoder:
+    """A source's video decode, kept open across the spans of one source.
+
+    Spans of a source are read in order, and each started from the keyframe at or before
+    it: a span after a dissolve (no keyframe there) or after a cut the encoder put no
+    keyframe on decoded seconds of the scene before it again, half again as many frames as
+    the spans used on generated footage (docs/performance.md). ``frames_from`` goes on from
+    the last decoded frame when that frame lies at or before the requested time, and seeks
+    otherwise, or when more than ``CONTINUE_GAP_S`` lie between (a seek's pre-roll is half a
+    GOP on average, 1-2 s in web video); the frames are the same either way, since decoding
+    from a keyframe gives the pictures a straight decode gives.
+    """
+
+    def __init__(self, source: Path, first_pts: int | None = None):
         import av
 
-        if self.turns:
-            rgb = np.ascontiguousarray(np.rot90(frame.to_ndarray(format="rgb24"), k=self.turns))
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-        elif frame.format.name != "yuv420p":
-            frame = frame.reformat(format="yuv420p")
-        return frame, (self.size[0] / frame.width, self.size[1] / frame.height)
+        self.source = Path(source)
+        self._container = av.open(str(self.source))
+        self._stream = self._container.streams.video[0]
+        self._stream.codec_context.thread_count = 1  # a curation worker is one core
+        self.first_pts = _first_pts(self._container, self._stream) if first_pts is None else first_pts
+        self._decoded = None  # frames (with a pts) in order, from the last seek
+        self._last = None  # the last frame taken from them
+        self.seeks = 0
+
+    def frames_from(self, start_s: float):
+        """Decoded frames from the latest one at or before ``start_s`` (source time, from the first frame)."""
+        last = self._last
+        gap_s = None if last is None else start_s - float((last.pts - self.first_pts) * last.time_base)
+        if self._decoded is None or gap_s is None or not -1e-6 <= gap_s <= CONTINUE_GAP_S:
+            self._decoded, self._last, self.seeks = _frames_from(self._container, self._stream, start_s, self.first_pts), None, self.seeks + 1
+        else:
+            yield last
+        try:
+            for frame in self._decoded:
+                self._last = frame
+                yield frame
+        except Exception:  # a decode error: seek afresh next time (a reader that stops early is no error)
+            self._decoded = None
+            raise
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+CONTINUE_GAP_S = 3.0  # decode on through at most this much of a source between two spans, else seek
 
 
 # Seek to the keyframe at or before a span's start (spans start at scene cuts, where encoders

@@ -94,6 +94,8 @@ def iter_frames(path, threads: int = 1) -> Iterator[DecodedFrame]:
     (measured the same within noise on this footage)."""
     import av
 
+    from emoforge.media import turned
+
     container = av.open(str(path))
     with container:
         stream = container.streams.video[0]
@@ -107,7 +109,7 @@ def iter_frames(path, threads: int = 1) -> Iterator[DecodedFrame]:
                 rgb = frame.to_ndarray(format="rgb24")
                 turns = _display_turns(frame)
                 if turns:
-                    rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+                    rgb = turned(rgb, turns)
                 pts = frame.pts if frame.pts is not None else index
                 if first_pts is None:
                     first_pts = pts

@@ -70,6 +70,31 @@ def test_reading_from_the_middle_gives_the_same_frames(tmp_path):
         assert np.array_equal(_span_rgb(reader, first), whole[first:]), first
 
 
+def test_spans_read_through_one_open_decode_are_the_spans_read_alone(tmp_path):
+    """Consecutive spans go on decoding where the last one stopped (no seek back to the
+    keyframe); going backwards or across a long gap seeks; the frames are the same."""
+    from emoforge.curation.span import CONTINUE_GAP_S, SourceDecoder
+
+    source = tmp_path / "source.mp4"
+    n_frames = int((CONTINUE_GAP_S + 2.4) * 25)
+    _write_source(source, n_frames=n_frames, keyframes=(0,))  # one keyframe: a seek decodes from frame 0
+    spans = [(0.4, 1.0, 1), (1.0, 1.64, 1), (1.8, 2.2, 1), (0.2, 0.6, 2), (0.6, 0.8, 2),
+             (0.8 + CONTINUE_GAP_S + 0.2, 0.8 + CONTINUE_GAP_S + 1.0, 3)]  # (start, end, seeks so far)
+    with SourceDecoder(source) as decoder:
+        for start_s, end_s, seeks in spans:
+            alone = _span_rgb(SpanReader(source, start_s, end_s, 0, (160, 96)))
+            shared = np.stack([SpanReader(source, start_s, end_s, 0, (160, 96)).rgb(frame)
+                               for _, frame in SpanReader(source, start_s, end_s, 0, (160, 96)).frames(decoder=decoder)])
+            assert np.array_equal(shared, alone), (start_s, end_s)
+            assert decoder.seeks == seeks, (start_s, decoder.seeks)
+        # a reader that starts mid-span and stops early leaves the decode where it can go on
+        reader = SpanReader(source, 2.4, 3.2, 0, (160, 96))
+        first_half = [reader.rgb(frame) for _, (k, frame) in zip(range(5), reader.frames(decoder=decoder))]
+        rest = [reader.rgb(frame) for _, frame in reader.frames(10, decoder=decoder)]
+        assert np.array_equal(np.stack(first_half + rest), np.delete(_span_rgb(reader), range(5, 10), axis=0))
+        assert decoder.seeks == 4
+
+
 def test_frame_rates_are_resampled_by_time_and_a_short_source_holds_its_last_frame(tmp_path):
     source = tmp_path / "source.mp4"
     _write_source(source, n_frames=20, fps=10)  # 2 s at 10 fps
@@ -101,6 +126,30 @@ def test_a_large_source_is_labelled_scaled_down_and_cropped_from_its_own_pixels(
     assert np.abs(crop.astype(int) - from_labels.astype(int)).mean() < 25  # the same place as the labels' box
     wrong = cv2.warpAffine(_source_frames(source)[0], affine, (64, 64), flags=cv2.INTER_LINEAR)  # scale ignored
     assert np.abs(crop.astype(int) - wrong.astype(int)).mean() > 40
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_a_rotated_sources_planes_are_turned_and_cropped_where_its_labels_are(tmp_path, rotation):
+    """The clip's crop of a rotated source comes from its turned Y, U, V planes (no round
+    trip through RGB) and shows what the labels' turned RGB frame shows there."""
+    from emoforge.media import yuv420_planes
+
+    source = tmp_path / "source.mp4"
+    _write_source(source, n_frames=5)
+    turns = rotation // 90
+    displayed = (96, 160) if turns % 2 else (160, 96)
+    reader = SpanReader(source, 0.0, 0.2, rotation, displayed)
+    _, frame = next(reader.frames())
+    planes, (sx, sy) = reader.displayed_yuv(frame)
+    assert (sx, sy) == (1.0, 1.0)
+    for turned_plane, plane in zip(planes, yuv420_planes(frame)):
+        assert np.array_equal(turned_plane, np.rot90(plane, k=turns))
+    labels_rgb = reader.rgb(frame)
+    assert np.array_equal(labels_rgb, np.rot90(_source_frames(source)[0], k=turns))
+    affine = np.float32([[1.0, 0, -16.0], [0, 1.0, -24.0]])  # a 64 px box of the displayed frame
+    crop = crop_yuv420(planes, affine, 64).to_ndarray(format="rgb24")
+    expected = cv2.warpAffine(labels_rgb, affine, (64, 64), flags=cv2.INTER_LINEAR)
+    assert np.abs(crop.astype(int) - expected.astype(int)).mean() < 3  # chroma subsampling apart, the same pixels
 
 
 class _CountingSeeks:
