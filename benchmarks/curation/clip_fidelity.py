@@ -5,7 +5,9 @@ cropped the same way (the clip's crop box, ``clips.crop_yuv420``) without encodi
 
 Prints the luma PSNR over every frame of the source's kept clips. Each clip frame ``k`` is
 compared with the latest source frame at or before ``source_span_s[0] + k / 25`` (the
-span's timeline); meant for sources without rotation metadata.
+span's timeline), turned as the source's rotation metadata says (plane by plane, as the
+clips are cropped). Sources larger than the labels' 1080 px cap are not supported (the crop
+box is in the labels' pixels).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def main() -> None:
 
     from emoforge.curation.clips import crop_yuv420
     from emoforge.files import file_sha256
-    from emoforge.media import plane_pixels
+    from emoforge.media import plane_pixels, turned, yuv420_planes
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path)
@@ -44,11 +46,12 @@ def main() -> None:
         scale = size / (x1 - x0)
         affine = np.float32([[scale, 0, -x0 * scale], [0, scale, -y0 * scale]])
         start_s = meta["source_span_s"][0]
+        turns = (record["probe"].get("display_rotation_deg") or 0) // 90
         clips += 1
         with av.open(str(meta_path.with_suffix(".mp4"))) as container:
             for k, frame in enumerate(container.decode(video=0)):
                 i = max(0, int(np.searchsorted(times, start_s + k / meta["fps"] + 1e-6)) - 1)
-                reference = crop_yuv420(frames[i], affine, size)
+                reference = crop_yuv420(tuple(turned(plane, turns) for plane in yuv420_planes(frames[i])), affine, size)
                 error = plane_pixels(frame, 0).astype(np.float64) - plane_pixels(reference, 0)
                 squared += float((error ** 2).mean())
                 count += 1
