@@ -36,6 +36,11 @@ class SceneConfig:
     dissolve_min_change: float = 12.0  # mean abs grey-level change across 2k frames
     dissolve_min_histogram_change: float = 0.35  # L1 distance of colour histograms across 2k frames (0..2)
     dissolve_max_residual: float = 0.5  # midpoint residual / change: small for a linear blend
+    # A blend of two scenes that look alike hardly changes the colours; one this linear
+    # (residual / change, with at least this change) needs no colour change. Motion in the
+    # generated footage stays above 0.23; a blend sits at 0.08-0.09.
+    dissolve_linear_residual: float = 0.15
+    dissolve_linear_min_change: float = 18.0
     analysis_width_px: int = 160
 
 

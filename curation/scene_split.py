@@ -6,8 +6,8 @@ from PySceneDetect's ContentDetector. Dissolves it misses: during a linear blend
 away, while the change across those ``2k`` frames is large. Hard cuts break the
 midpoint property. Motion inside a scene (a slow pan, a turning head) can look like a
 blend pixel by pixel, but it keeps the scene's colours, so a dissolve must also change
-the colour histogram a lot across the window. A run of frames meeting all three tests
-is a dissolve. Its extent is then measured, not guessed: with ``A`` a frame before
+the colour histogram a lot across the window, or, between scenes that look alike, be far
+more linear than motion is. A run of frames meeting these tests is a dissolve. Its extent is then measured, not guessed: with ``A`` a frame before
 the run and ``B`` one after, each frame's blend weight is its projection onto ``B - A``.
 The weights rise along a line from one plateau to the other; motion inside the scenes
 tilts the plateaus, so the blend's ends are the knots of a drift-rise-drift fit (the
@@ -79,10 +79,13 @@ class SceneSplitter:
             (before, hist_before), (middle, _), (after, hist_after) = self._window[0], self._window[k], self._window[-1]
             change = float(np.abs(after - before).mean())
             residual = float(np.abs(middle - 0.5 * (before + after)).mean())
+            histogram_change = float(np.abs(hist_after - hist_before).sum())
             flag = (
                 change >= self.config.dissolve_min_change
-                and float(np.abs(hist_after - hist_before).sum()) >= self.config.dissolve_min_histogram_change
                 and residual <= self.config.dissolve_max_residual * change
+                and (histogram_change >= self.config.dissolve_min_histogram_change
+                     or (change >= self.config.dissolve_linear_min_change
+                         and residual <= self.config.dissolve_linear_residual * change))
             )
             self._blend_flags.append(flag)  # for frame index - k
             self._track_run(index - k, flag)

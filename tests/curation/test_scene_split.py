@@ -87,3 +87,23 @@ def test_a_ramp_without_its_second_plateau_is_not_fitted():
     assert abs(s - 110.4) <= 0.5 and abs(e - 127.4) <= 0.5 and rms < 0.01
     cut_short = (x < 125)
     assert _fit_ramp(x[cut_short], whole[cut_short] / whole[cut_short][-1], 119) is None
+
+
+def test_a_dissolve_between_scenes_of_the_same_colours_is_found():
+    """Scene B is scene A mirrored: the colour histograms never change, the blend is linear."""
+    from emoforge.curation.config import SceneConfig
+    from emoforge.curation.scene_split import SceneSplitter
+
+    fps, blend_start_s = 30.0, 2.0
+    times = np.arange(int(4.5 * fps)) / fps
+    weights = np.clip((times - blend_start_s) / 0.6, 0.0, 1.0)
+    splitter = SceneSplitter(SceneConfig(), fps)
+    a = _moving_scene(4, (1.0, 0.8, 0.6), shift_px=0.0)
+    b = a[:, ::-1]
+    for t, weight in zip(times, weights):
+        splitter.push(float(t), np.clip((1 - weight) * a + weight * b, 0, 255).round().astype(np.uint8))
+    _, transitions = splitter.finish(float(times[-1]) + 1 / fps)
+    blended = np.flatnonzero((weights > 0) & (weights < 1))
+    assert [t.kind for t in transitions] == ["dissolve"]
+    first, end = np.searchsorted(times, [transitions[0].start_s - 1e-9, transitions[0].end_s - 1e-9])
+    assert first <= blended[0] and end >= blended[-1] + 1, (first, end, blended)
