@@ -37,7 +37,6 @@ class SpanReader:
         width, height = displayed_size
         scale = min(1.0, max_short_side_px / min(width, height))
         self.size = (int(width * scale) // 2 * 2, int(height * scale) // 2 * 2)
-        self._first_pts = None  # the source's first video pts: times are measured from it
 
     def audio(self) -> np.ndarray:
         """The span's mono audio, ``n_frames / fps`` long, sample 0 at frame 0's time, at 16-bit
@@ -60,8 +59,7 @@ class SpanReader:
         if decoder is not None:
             yield from self._resampled(index, decoder.frames_from(self.start_s + index / self.fps), decoder.first_pts)
             return
-        with SourceDecoder(self.source, self._first_pts) as own:
-            self._first_pts = own.first_pts  # read once per reader (the label pass), before any seek
+        with SourceDecoder(self.source) as own:
             yield from self._resampled(index, own.frames_from(self.start_s + index / self.fps), own.first_pts)
 
     def _resampled(self, index: int, decoded, first_pts: int):
@@ -120,14 +118,14 @@ class SourceDecoder:
     from a keyframe gives the pictures a straight decode gives.
     """
 
-    def __init__(self, source: Path, first_pts: int | None = None):
+    def __init__(self, source: Path):
         import av
 
         self.source = Path(source)
         self._container = av.open(str(self.source))
         self._stream = self._container.streams.video[0]
         self._stream.codec_context.thread_count = 1  # a curation worker is one core
-        self.first_pts = _first_pts(self._container, self._stream) if first_pts is None else first_pts
+        self.first_pts = _first_pts(self._container, self._stream)  # source times are measured from it
         self._decoded = None  # frames (with a pts) in order, from the last seek
         self._last = None  # the last frame taken from them
         self.seeks = 0

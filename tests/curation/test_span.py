@@ -82,9 +82,9 @@ def test_spans_read_through_one_open_decode_are_the_spans_read_alone(tmp_path):
              (0.8 + CONTINUE_GAP_S + 0.2, 0.8 + CONTINUE_GAP_S + 1.0, 3)]  # (start, end, seeks so far)
     with SourceDecoder(source) as decoder:
         for start_s, end_s, seeks in spans:
-            alone = _span_rgb(SpanReader(source, start_s, end_s, 0, (160, 96)))
-            shared = np.stack([SpanReader(source, start_s, end_s, 0, (160, 96)).rgb(frame)
-                               for _, frame in SpanReader(source, start_s, end_s, 0, (160, 96)).frames(decoder=decoder)])
+            reader = SpanReader(source, start_s, end_s, 0, (160, 96))
+            alone = _span_rgb(reader)
+            shared = np.stack([reader.rgb(frame) for _, frame in reader.frames(decoder=decoder)])
             assert np.array_equal(shared, alone), (start_s, end_s)
             assert decoder.seeks == seeks, (start_s, decoder.seeks)
         # a reader that starts mid-span and stops early leaves the decode where it can go on
