@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.curation.config import ClipConfig, FilterConfig
+from emoforge.files import npz_bytes
 from emoforge.media import clip_video_options, encode_audio, yuv420_planes
 
 CLIP_SCHEMA_VERSION = 1
@@ -322,5 +323,4 @@ def _to_crop(values: np.ndarray, scale: float, dx: float, dy: float) -> np.ndarr
 
 
 def _write_npz(path: Path, arrays: dict) -> None:
-    with open(path, "wb") as handle:
-        np.savez_compressed(handle, **arrays)
+    path.write_bytes(npz_bytes(arrays))

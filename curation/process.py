@@ -86,6 +86,7 @@ class SpanWorker:
         pin_to_core(core)
         self.config = config
         self.label_config = LabelConfig()
+        self._label_models = None  # the labeler's stateless graphs, built at the first span and kept
         self._decoders: dict = {}  # "label" / "clips" -> SourceDecoder of the source of the last span
 
     def _decoder(self, role: str, path: Path):
@@ -113,6 +114,9 @@ class SpanWorker:
             return self._process(source_id, Path(path), span, probe, provenance, Path(out_dir), sha256, cpu, wall)
         except Exception as exc:  # one bad span never stops a run: record it with where it broke
             self._close_decoders()
+            if self._label_models is not None:  # graphs left in an unknown state: built afresh for the next span
+                self._label_models.close()
+                self._label_models = None
             where = traceback.extract_tb(exc.__traceback__)[-1]
             reason = f"internal error in span processing: {type(exc).__name__}: {exc} ({Path(where.filename).name}:{where.lineno})"
             return {"span_id": span["span_id"], "status": "failed", "reason": reason[:500], "clips": [], "cpu_s": cpu, "wall_s": wall}
@@ -120,7 +124,7 @@ class SpanWorker:
     def _process(self, source_id, path, span, probe, provenance, out_dir, sha256, cpu, wall) -> dict:
         from emoforge.curation.clips import plan_clips, write_clip
         from emoforge.curation.span import SpanReader
-        from emoforge.labeling.label import label_frames
+        from emoforge.labeling.label import LabelModels, label_frames
         from emoforge.labeling.video import DecodedFrame
 
         clips_cfg, filters = self.config.clips, self.config.filters
@@ -145,8 +149,10 @@ class SpanWorker:
             # so its only shot start is frame 0 and the labeler's own per-frame cut check is not needed.
             source = {"source_id": source_id, "sha256": sha256 or file_sha256(path), "span_s": [span["start_s"], span["end_s"]],
                       "fps": reader.fps, "size": list(reader.size)}
+            if self._label_models is None:
+                self._label_models = LabelModels(self.label_config)
             labels = label_frames(frames(), info, audio, out_dir / "work" / source_id / "labels", span["span_id"], source,
-                                  self.label_config, shot_starts=[0])
+                                  self.label_config, shot_starts=[0], models=self._label_models)
         if not labels.ok:
             return {"span_id": span["span_id"], "status": "rejected", "reason": f"labeling: {labels.meta.get('reason')}",
                     "clips": [], "cpu_s": cpu, "wall_s": wall}

@@ -154,6 +154,11 @@ class FaceDetector:
         self._full = _Graph(detection(model_selection=1, min_detection_confidence=min_score), "detections")
         self._face_before = True  # the last frame showed a face (or there was none): see the module docstring
 
+    def restart(self) -> None:
+        """Forget the last frame, as before a video's first: the graphs themselves keep nothing
+        from one image to the next, so one detector serves video after video."""
+        self._face_before = True
+
     def detect(self, rgb: np.ndarray, frame_index: int = 0, follow_boxes=(), search_tiles: bool = False,
                scaled: tuple[np.ndarray, int] | None = None) -> list[Detection]:
         """Faces in ``rgb``; ``follow_boxes``: ``(4,)`` boxes of small faces in the previous frame;

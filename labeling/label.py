@@ -66,6 +66,30 @@ class LabelConfig:
     wav2vec2_dir: str | None = None
 
 
+class LabelModels:
+    """The labeler's MediaPipe graphs that keep nothing from one image to the next (the
+    detector's short- and full-range graphs, the crop mesh), built once for a worker and
+    lent to each of its :func:`label_frames` calls. Building them took ~50 ms of CPU a call,
+    and curation makes one call per scene span, a few seconds of video each. The tracking
+    mesh is not among them: it starts afresh at every shot anyway."""
+
+    def __init__(self, config: "LabelConfig"):
+        from emoforge.labeling.faces import CropMesher, FaceDetector
+
+        self.key = _models_key(config)
+        self.detector = FaceDetector(config.min_face_score, config.full_range_every)
+        self.crop_mesher = CropMesher() if config.crop_mesh else None
+
+    def close(self) -> None:
+        self.detector.close()
+        if self.crop_mesher is not None:
+            self.crop_mesher.close()
+
+
+def _models_key(config: "LabelConfig") -> tuple:
+    return config.min_face_score, config.full_range_every, config.crop_mesh
+
+
 class _Timer:
     """Process CPU seconds per step (all threads), plus wall seconds."""
 
@@ -144,13 +168,15 @@ def label_video(path, out_dir, config: LabelConfig = LabelConfig(), shot_starts:
 
 
 def label_frames(frames, info, audio_16k: np.ndarray | None, out_dir, video_id: str, source: dict,
-                 config: LabelConfig = LabelConfig(), shot_starts: list[int] | None = None) -> VideoLabels:
+                 config: LabelConfig = LabelConfig(), shot_starts: list[int] | None = None,
+                 models: LabelModels | None = None) -> VideoLabels:
     """Label decoded frames that do not come from a file of their own (curation reads a span
     of a source on the fly): ``frames`` yields :class:`~emoforge.labeling.video.DecodedFrame`,
     ``info`` is their :class:`~emoforge.labeling.video.VideoInfo`, ``audio_16k`` the aligned
     16 kHz mono samples (None: no audio). ``source`` describes where the frames come from; a
     finished file of ``video_id`` with the same ``source`` and configuration is returned
-    instead of labelling again."""
+    instead of labelling again. ``models``: graphs built for ``config`` to use and leave open
+    (:class:`LabelModels`; None: built for this call and closed after it)."""
     found = _finished(out_dir, video_id, config, source)
     if found is not None:
         return found
@@ -160,7 +186,7 @@ def label_frames(frames, info, audio_16k: np.ndarray | None, out_dir, video_id: 
             meta["warnings"].append("no audio stream (video-only): no speech, sync or audio features")
         return iter(frames), info, audio_16k
 
-    return _label_into(out_dir, video_id, source, config, shot_starts, inputs)
+    return _label_into(out_dir, video_id, source, config, shot_starts, inputs, models)
 
 
 def _finished(out_dir, video_id: str, config: LabelConfig, source: dict | None = None) -> VideoLabels | None:
@@ -177,7 +203,8 @@ def _finished(out_dir, video_id: str, config: LabelConfig, source: dict | None =
     return None
 
 
-def _label_into(out_dir, video_id: str, source: dict, config: LabelConfig, shot_starts, inputs) -> VideoLabels:
+def _label_into(out_dir, video_id: str, source: dict, config: LabelConfig, shot_starts, inputs,
+                models: LabelModels | None = None) -> VideoLabels:
     """Label what ``inputs(timer, meta)`` opens (frames, info, samples) and write the labels."""
     meta = {
         "video_id": video_id,
@@ -191,7 +218,7 @@ def _label_into(out_dir, video_id: str, source: dict, config: LabelConfig, shot_
         with _opencv_threads(1):
             timer = _Timer()
             frames, info, samples = inputs(timer, meta)
-            labels = _label(frames, info, samples, meta, config, shot_starts, timer)
+            labels = _label(frames, info, samples, meta, config, shot_starts, timer, models)
     except UserError as exc:  # the stages' errors: a recorded reason, not a crash
         meta.update(status="rejected", reason=str(exc))
         labels = VideoLabels(meta)
@@ -199,11 +226,12 @@ def _label_into(out_dir, video_id: str, source: dict, config: LabelConfig, shot_
     return labels
 
 
-def _label(frame_iter, info, samples, meta: dict, config: LabelConfig, shot_starts, timer: _Timer) -> VideoLabels:
+def _label(frame_iter, info, samples, meta: dict, config: LabelConfig, shot_starts, timer: _Timer,
+           models: LabelModels | None = None) -> VideoLabels:
     from emoforge.labeling import audio as audio_mod
     from emoforge.labeling.pose import Intrinsics
 
-    frames = _frames_stage(frame_iter, config, shot_starts, timer, meta)
+    frames = _frames_stage(frame_iter, config, shot_starts, timer, meta, models)
     if shot_starts is None:
         frames.shot_id, frames.det_track = split_shots_where_faces_change(
             frames.shot_id, frames.det_frame, frames.det_track
@@ -344,22 +372,27 @@ def _face_boxes(det_box: np.ndarray, meshes: list, track: np.ndarray) -> np.ndar
     return out.astype(np.float32)
 
 
-def _frames_stage(frames, config: LabelConfig, shot_starts, timer: _Timer, meta: dict) -> _Frames:
+def _frames_stage(frames, config: LabelConfig, shot_starts, timer: _Timer, meta: dict,
+                  models: LabelModels | None = None) -> _Frames:
     """Decode once; per frame: cut check, detection (tiles and crops for small faces), mesh (reset
     at cuts), crop mesh, one detection per face, tracking, landmark flow from the previous frame."""
-    from emoforge.labeling.faces import (CropMesher, FaceDetector, FaceMesher, FaceTracker, MeshSchedule,
-                                         attach_meshes, carry_detections, drop_duplicate_faces, mesh_box)
+    from emoforge.labeling.faces import (FaceMesher, FaceTracker, MeshSchedule, attach_meshes, carry_detections,
+                                         drop_duplicate_faces, mesh_box)
     from emoforge.labeling.flow import LandmarkFlow
     from emoforge.labeling.shots import CutDetector
     from emoforge.labeling.sync import mouth_opening
     from emoforge.labeling.video import VideoError, downscaled
 
-    detector = FaceDetector(config.min_face_score, config.full_range_every)
+    lent = models is not None
+    if lent and models.key != _models_key(config):
+        raise ValueError(f"label models built for {models.key}, not for this config's {_models_key(config)}")
+    models = models if lent else LabelModels(config)
+    detector, crop_mesher = models.detector, models.crop_mesher
+    detector.restart()
     since_cut = 0  # frames since the shot started: the tiled small-face search's schedule
     follow: list[np.ndarray] = []  # face boxes of the previous frame's small meshed faces
     last_face_box: dict[int, np.ndarray] = {}  # track -> its last mesh box
     mesher = FaceMesher(config.max_mesh_faces)
-    crop_mesher = CropMesher() if config.crop_mesh else None
     crop_tries: dict[int, list[int]] = defaultdict(lambda: [0, 0])  # track -> [tries, meshes found]
     flow = LandmarkFlow() if config.flow_velocity else None
     previous_rgb, previous_meshes = None, {}  # the last frame, and its meshes by track
@@ -452,10 +485,9 @@ def _frames_stage(frames, config: LabelConfig, shot_starts, timer: _Timer, meta:
             raise
         meta["warnings"].append(f"video truncated: {exc}")
     finally:
-        detector.close()
         mesher.close()
-        if crop_mesher is not None:
-            crop_mesher.close()
+        if not lent:
+            models.close()
     rows = _drop_unconfirmed_tracks(_drop_meshless_tracks(rows, config.min_track_mesh_fraction))
     nan_mesh = np.full((LANDMARKS, 3), np.nan, dtype=np.float32)
     meshes = [d.mesh_px for _, d in rows]

@@ -13,7 +13,6 @@ its JSON (``status: "rejected"`` and a ``reason``).
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,16 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from emoforge.errors import UserError
-from emoforge.files import file_sha256, write_bytes_atomic, write_text_atomic  # noqa: F401 (re-exported)
+from emoforge.files import file_sha256, npz_bytes, write_bytes_atomic, write_text_atomic  # noqa: F401 (re-exported)
 
 LABELS_FORMAT = "emoforge.labels"
 LABELS_VERSION = 1
 
 
 def write_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return write_bytes_atomic(path, buffer.getvalue())
+    return write_bytes_atomic(path, npz_bytes(arrays))
 
 
 def video_id_for(path, sha256: str) -> str:

@@ -20,7 +20,7 @@ def test_a_span_is_labelled_from_the_source_as_one_known_shot(tmp_path, monkeypa
     class _Rejected:
         ok, meta = False, {"reason": "stub"}
 
-    def fake_label_frames(frames, info, audio_16k, out_dir, video_id, source, config, shot_starts=None):
+    def fake_label_frames(frames, info, audio_16k, out_dir, video_id, source, config, shot_starts=None, models=None):
         frames = list(frames)
         calls.append({"video_id": video_id, "shot_starts": shot_starts, "indices": [f.index for f in frames],
                       "times": [f.time_s for f in frames], "shape": frames[0].rgb.shape, "size": (info.width, info.height),

@@ -77,6 +77,29 @@ def test_frames_from_elsewhere_get_the_labels_of_their_file(labelled, talking_vi
     assert silent.ok and not silent.arrays["speech"].any() and "no audio" in silent.meta["warnings"][0]
 
 
+def test_graphs_lent_across_calls_give_the_labels_of_fresh_ones(labelled, talking_video, tmp_path):
+    from emoforge.labeling.audio import load_audio_16k_mono
+    from emoforge.labeling.label import LabelModels, label_frames
+    from emoforge.labeling.video import DecodedFrame, iter_frames, probe_video
+
+    by_file, _ = labelled
+    info, audio = probe_video(talking_video), load_audio_16k_mono(talking_video)
+    models = LabelModels(LabelConfig())
+    try:
+        blank = (DecodedFrame(i, i / 25, np.zeros((240, 320, 3), np.uint8)) for i in range(30))
+        nothing = label_frames(blank, info, None, tmp_path / "blank", "blank", {"what": "no face"}, models=models)
+        assert nothing.ok and not nothing.arrays["face_count"].any()  # the detector's last frame showed no face
+        for run in ("one", "two"):  # the graphs are still open after a call, and remember nothing of it
+            lent = label_frames(iter_frames(talking_video), info, audio, tmp_path / run, run, {"what": run}, models=models)
+            for name, values in by_file.arrays.items():
+                np.testing.assert_array_equal(lent.arrays[name], values, err_msg=name)
+        with pytest.raises(ValueError, match="label models built for"):
+            label_frames(iter_frames(talking_video), info, audio, tmp_path / "other", "x", {}, LabelConfig(crop_mesh=False),
+                         models=models)
+    finally:
+        models.close()
+
+
 def test_cli_labels_and_fits_buckets(talking_video, tmp_path, capsys):
     silent = tmp_path / "silent.mp4"
     write_video(silent, portrait_frames(25, size=(160, 120)), audio=np.zeros(16000, np.float32))
