@@ -69,7 +69,7 @@ class LabelConfig:
 class LabelModels:
     """The labeler's MediaPipe graphs that keep nothing from one image to the next (the
     detector's short- and full-range graphs, the crop mesh), built once for a worker and
-    lent to each of its :func:`label_frames` calls. Building them took ~50 ms of CPU a call,
+    lent to each of its :func:`label_frames` calls. Building them took ~60 ms of CPU a call,
     and curation makes one call per scene span, a few seconds of video each. The tracking
     mesh is not among them: it starts afresh at every shot anyway."""
 
