@@ -6,30 +6,16 @@ The files are ordinary NumPy files: ``np.load`` and WebDataset's default decoder
 from __future__ import annotations
 
 import io
-import zipfile
 
 import numpy as np
 
-_EPOCH = (1980, 1, 1, 0, 0, 0)
-
-
-def npy_bytes(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.lib.format.write_array(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
+from emoforge.files import npy_bytes  # noqa: F401 (the shard members' encoding)
+from emoforge.files import npz_bytes as _npz_bytes
 
 
 def npz_bytes(arrays: dict[str, np.ndarray], compress: bool = True) -> bytes:
     """Arrays in name order, fixed timestamps: the same arrays always give the same bytes."""
-    buffer = io.BytesIO()
-    method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
-    with zipfile.ZipFile(buffer, "w", compression=method) as archive:
-        for name in sorted(arrays):
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=_EPOCH)
-            info.compress_type = method
-            info.external_attr = 0o644 << 16
-            archive.writestr(info, npy_bytes(np.asarray(arrays[name])))
-    return buffer.getvalue()
+    return _npz_bytes(arrays, level=None if compress else 0)
 
 
 def load_npy(data: bytes) -> np.ndarray:
